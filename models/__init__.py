@@ -1,0 +1,1 @@
+"""Pure scoring and learning code: no Kafka, no Faust."""

@@ -1,0 +1,1 @@
+"""The Faust app, agents, tables, Kafka I/O and the command line."""

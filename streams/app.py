@@ -1,0 +1,120 @@
+"""Build the Faust app from settings: topics, the customer-state table, agents and views."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+from prometheus_client import CollectorRegistry
+
+from churnstream.streams.metrics import WorkerMetrics
+from churnstream.streams.settings import Settings
+
+STATE_TABLE = "customer-state"
+
+
+@dataclass(slots=True)
+class Wiring:
+    """Everything the agents and views share; one per app."""
+
+    settings: Settings
+    app: faust.App
+    state: Any  # faust.Table of customer_id bytes -> orjson-encoded state bytes
+    dead_letter: faust.types.TopicT
+    risk_changes: faust.types.TopicT
+    event_topics: dict[str, faust.types.TopicT]
+    metrics: WorkerMetrics
+
+
+def _credentials(settings: Settings) -> Any:
+    if settings.broker_sasl_mechanism:
+        password = settings.broker_sasl_password
+        return faust.SASLCredentials(
+            username=settings.broker_sasl_username,
+            password=password.get_secret_value() if password else None,
+            mechanism=settings.broker_sasl_mechanism,
+            ssl_context=_ssl_context(settings),
+        )
+    if settings.broker_security_protocol in ("SSL", "SASL_SSL"):
+        return faust.SSLCredentials(_ssl_context(settings))
+    return None
+
+
+def _ssl_context(settings: Settings) -> Any:
+    if settings.broker_security_protocol not in ("SSL", "SASL_SSL"):
+        return None
+    import ssl
+
+    cafile = str(settings.broker_ssl_cafile) if settings.broker_ssl_cafile else None
+    return ssl.create_default_context(cafile=cafile)
+
+
+def _raw_topic(app: faust.App, name: str, partitions: int) -> faust.types.TopicT:
+    return app.topic(
+        name,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=partitions,
+    )
+
+
+def create_app(
+    settings: Settings, *, registry: CollectorRegistry | None = None, **overrides: Any
+) -> Wiring:
+    """A configured Faust app with every agent and view registered.
+
+    `overrides` go to `faust.App` (tests pass `store="memory://"`, for instance).
+    """
+    options: dict[str, Any] = {
+        "broker": settings.broker,
+        "broker_credentials": _credentials(settings),
+        "store": settings.store,
+        "datadir": str(settings.data_dir),
+        "topic_partitions": settings.topic_partitions,
+        "topic_replication_factor": settings.topic_replication,
+        "web_host": settings.web_host,
+        "web_bind": settings.web_host,
+        "web_port": settings.web_port,
+        "web_enabled": True,
+        # At-least-once: faust-streaming's exactly-once mode is not reliable; state updates
+        # are idempotent instead (see churnstream.models.delivery).
+        "processing_guarantee": "at_least_once",
+        "topic_allow_declare": True,
+        "consumer_auto_offset_reset": "earliest",
+        "table_cleanup_interval": 3600.0,
+        "producer_max_request_size": max(1_048_576, settings.max_message_bytes * 2),
+        "consumer_max_fetch_size": max(4_194_304, settings.max_message_bytes * 4),
+        # churnstream encodes every key and value itself (orjson); Faust moves bytes.
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+    }
+    options.update(overrides)
+    app = faust.App(settings.app_id, **options)
+    registry = registry if registry is not None else CollectorRegistry()
+    wiring = Wiring(
+        settings=settings,
+        app=app,
+        state=app.Table(
+            STATE_TABLE,
+            default=None,
+            key_type=bytes,
+            value_type=bytes,
+            partitions=settings.topic_partitions,
+        ),
+        dead_letter=_raw_topic(app, settings.topic("dead-letter"), settings.topic_partitions),
+        risk_changes=_raw_topic(app, settings.topic("risk-changes"), settings.topic_partitions),
+        event_topics={
+            t: _raw_topic(app, name, settings.topic_partitions)
+            for t, name in settings.event_topics().items()
+        },
+        metrics=WorkerMetrics.create(registry),
+    )
+    # Imported here: both modules register against this app's wiring.
+    from churnstream.streams import agents, views
+
+    agents.register(wiring)
+    views.register(wiring)
+    return wiring

@@ -1,0 +1,164 @@
+"""The `churnstream` command line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from tqdm import tqdm
+
+from churnstream.streams.settings import Settings
+
+cli = typer.Typer(
+    help="churnstream: real-time customer health and churn risk on Apache Kafka.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+topics_cli = typer.Typer(help="Manage churnstream's Kafka topics.", no_args_is_help=True)
+cli.add_typer(topics_cli, name="topics")
+
+BrokerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--broker", envvar="CHURNSTREAM_BROKER", help="Kafka bootstrap, kafka://host:port"
+    ),
+]
+PrefixOpt = Annotated[
+    str | None,
+    typer.Option("--topic-prefix", envvar="CHURNSTREAM_TOPIC_PREFIX", help="prefix of topic names"),
+]
+
+
+def build_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, with the command line's explicit values on top."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+@cli.command()
+def worker(
+    broker: BrokerOpt = None,
+    topic_prefix: PrefixOpt = None,
+    web_port: Annotated[
+        int | None, typer.Option(envvar="CHURNSTREAM_WEB_PORT", help="HTTP API and /metrics port")
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(envvar="CHURNSTREAM_DATA_DIR", help="local state directory")
+    ] = None,
+    log_level: Annotated[
+        str | None, typer.Option(envvar="CHURNSTREAM_LOG_LEVEL", help="debug, info, warning")
+    ] = None,
+) -> None:
+    """Run a stream worker: consume events, keep customer state, publish risk changes."""
+    from faust.worker import Worker
+
+    from churnstream.streams.app import create_app
+
+    settings = build_settings(
+        broker=broker,
+        topic_prefix=topic_prefix,
+        web_port=web_port,
+        data_dir=data_dir,
+        log_level=log_level,
+    )
+    wiring = create_app(settings)
+    Worker(wiring.app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
+
+
+@topics_cli.command("create")
+def topics_create(broker: BrokerOpt = None, topic_prefix: PrefixOpt = None) -> None:
+    """Create the event, output and internal topics (existing ones are kept)."""
+    from churnstream.streams.topics import create_topics, topic_specs
+
+    settings = build_settings(broker=broker, topic_prefix=topic_prefix)
+    created = set(create_topics(settings))
+    for spec in topic_specs(settings):
+        state = "created" if spec.name in created else "exists"
+        typer.echo(f"{state:8} {spec.name} ({spec.partitions} partitions)")
+
+
+@cli.command()
+def simulate(
+    customers: Annotated[
+        int, typer.Option(envvar="CHURNSTREAM_SIM_CUSTOMERS", help="number of customers")
+    ] = 500,
+    days: Annotated[
+        int, typer.Option(envvar="CHURNSTREAM_SIM_DAYS", help="days of event time")
+    ] = 90,
+    seed: Annotated[int, typer.Option(envvar="CHURNSTREAM_SIM_SEED", help="random seed")] = 1,
+    start: Annotated[
+        datetime | None,
+        typer.Option(envvar="CHURNSTREAM_SIM_START", help="first day (UTC), default 2025-01-01"),
+    ] = None,
+    churn_share: Annotated[
+        float, typer.Option(envvar="CHURNSTREAM_SIM_CHURN_SHARE", help="share who drift and churn")
+    ] = 0.25,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", envvar="CHURNSTREAM_SIM_OUT", help="write JSON Lines here, not Kafka"
+        ),
+    ] = None,
+    broker: BrokerOpt = None,
+    topic_prefix: PrefixOpt = None,
+    progress: Annotated[
+        bool, typer.Option(envvar="CHURNSTREAM_SIM_PROGRESS", help="show a progress bar")
+    ] = True,
+) -> None:
+    """Write a realistic, seeded sample stream to the topics or to a JSON Lines file."""
+    from datetime import UTC
+
+    from churnstream.streams.producing import produce_events, write_jsonl
+    from churnstream.streams.simulation import DEFAULT_START
+    from churnstream.streams.simulation import simulate as generate
+
+    first = DEFAULT_START if start is None else start.replace(tzinfo=start.tzinfo or UTC)
+    events = generate(
+        customers=customers, days=days, seed=seed, start=first, churn_share=churn_share
+    )
+    bar = tqdm(events, unit=" events", disable=not progress, file=sys.stderr)
+    if out is not None:
+        with out.open("wb") as f:
+            n = write_jsonl(bar, f)
+        typer.echo(f"wrote {n} events for {customers} customers over {days} days to {out}")
+    else:
+        settings = build_settings(broker=broker, topic_prefix=topic_prefix)
+        n = produce_events(settings, bar)
+        typer.echo(f"produced {n} events for {customers} customers over {days} days")
+
+
+@cli.command()
+def demo(
+    customers: Annotated[
+        int, typer.Option(envvar="CHURNSTREAM_DEMO_CUSTOMERS", help="simulated customers")
+    ] = 2000,
+    days: Annotated[
+        int, typer.Option(envvar="CHURNSTREAM_DEMO_DAYS", help="days of event time")
+    ] = 120,
+    seed: Annotated[int, typer.Option(envvar="CHURNSTREAM_DEMO_SEED", help="random seed")] = 7,
+    keep_broker: Annotated[
+        bool, typer.Option(envvar="CHURNSTREAM_KEEP_BROKER", help="leave the broker running")
+    ] = False,
+) -> None:
+    """The whole pipeline on the local broker: worker, simulated customers, summary."""
+    import time
+
+    from churnstream.streams.demo import run_demo
+
+    # A namespace of its own per run, so an earlier run's events are not counted again.
+    ns = f"demo{int(time.time())}"
+    settings = build_settings(topic_prefix=ns, app_id=ns, data_dir=Path("var") / ns / "data")
+    run_demo(settings, customers, days, seed, keep_broker)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    cli()
+
+
+if __name__ == "__main__":
+    main()

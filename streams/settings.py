@@ -1,0 +1,94 @@
+"""The one settings object: every knob, from `CHURNSTREAM_*` environment variables.
+
+Nested values use `__`: `CHURNSTREAM_HEALTH__WEIGHTS__SUPPORT=0.3`.
+
+>>> s = Settings(broker="kafka://10.0.0.5:9092;10.0.0.6:9092", topic_prefix="acme")
+>>> s.bootstrap_servers, s.topic("login"), s.topic("dead-letter")
+(['10.0.0.5:9092', '10.0.0.6:9092'], 'acme.events.login', 'acme.dead-letter')
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from churnstream.schemas.events import DEFAULT_RATING_LABELS, EVENT_TYPES
+
+OUTPUT_TOPICS = ("risk-changes", "dead-letter")
+
+
+class Settings(BaseSettings):
+    """Frozen: build one at start-up and pass it down; nothing reads the environment later."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CHURNSTREAM_", env_nested_delimiter="__", frozen=True, extra="ignore"
+    )
+
+    broker: str = Field(
+        default="kafka://127.0.0.1:19092",
+        description="Kafka bootstrap servers, Faust URL form; several separated by ';'",
+    )
+    app_id: str = Field(default="churnstream", description="consumer group and table prefix")
+    topic_prefix: str = Field(default="churnstream", description="prefix of every topic name")
+    topic_partitions: int = Field(default=8, ge=1, description="partitions of every topic")
+    topic_replication: int = Field(default=1, ge=1, description="replication factor")
+    web_host: str = Field(default="127.0.0.1", description="address the HTTP API binds to")
+    web_port: int = Field(default=6066, ge=1, le=65535, description="HTTP API and /metrics port")
+    data_dir: Path = Field(default=Path("var/churnstream"), description="local state (RocksDB)")
+    store: str = Field(default="rocksdb://", description="Faust table store URL, memory:// too")
+    max_message_bytes: int = Field(default=256 * 1024, ge=1024, description="larger is invalid")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    rating_labels: dict[str, dict[str, float]] = Field(
+        default_factory=lambda: {k: dict(v) for k, v in DEFAULT_RATING_LABELS.items()},
+        description="survey rating label (lower case) to score, per kind",
+    )
+    api_token: SecretStr | None = Field(
+        default=None, description="bearer token the HTTP API requires when set"
+    )
+    broker_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
+        "PLAINTEXT"
+    )
+    broker_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    broker_sasl_username: str | None = None
+    broker_sasl_password: SecretStr | None = None
+    broker_ssl_cafile: Path | None = None
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        """The broker URL as host:port pairs, for kafka-python and aiokafka."""
+        servers = []
+        for part in self.broker.replace(",", ";").split(";"):
+            part = part.strip()
+            if "://" in part:
+                part = part.split("://", 1)[1]
+            if part:
+                servers.append(part)
+        return servers
+
+    def topic(self, name: str) -> str:
+        """Full topic name for an event type ("login") or an output ("risk-changes")."""
+        if name in EVENT_TYPES:
+            return f"{self.topic_prefix}.events.{name}"
+        if name in OUTPUT_TOPICS:
+            return f"{self.topic_prefix}.{name}"
+        msg = f"unknown topic {name!r}"
+        raise KeyError(msg)
+
+    def event_topics(self) -> dict[str, str]:
+        """Event type -> topic name."""
+        return {t: self.topic(t) for t in EVENT_TYPES}
+
+    def kafka_python_security(self) -> dict[str, object]:
+        """Security options in kafka-python's spelling (the relay, producers, admin)."""
+        opts: dict[str, object] = {"security_protocol": self.broker_security_protocol}
+        if self.broker_sasl_mechanism:
+            opts["sasl_mechanism"] = self.broker_sasl_mechanism
+            opts["sasl_plain_username"] = self.broker_sasl_username
+            if self.broker_sasl_password is not None:
+                opts["sasl_plain_password"] = self.broker_sasl_password.get_secret_value()
+        if self.broker_ssl_cafile:
+            opts["ssl_cafile"] = str(self.broker_ssl_cafile)
+        return opts

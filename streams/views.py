@@ -1,0 +1,41 @@
+"""The worker's HTTP API: customer summaries (routed to the partition owner) and /metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from churnstream.models.customer import CustomerState
+from churnstream.streams.app import Wiring
+
+
+def customer_summary(state: CustomerState) -> dict[str, Any]:
+    return {"customer_id": state.customer_id, "event_counts": dict(state.event_counts)}
+
+
+def register(wiring: Wiring) -> None:
+    app, table = wiring.app, wiring.state
+
+    def authorised(request: Any) -> bool:
+        token = wiring.settings.api_token
+        if token is None:
+            return True
+        return bool(request.headers.get("Authorization") == f"Bearer {token.get_secret_value()}")
+
+    @app.page("/customers/{customer_id}")
+    @app.table_route(table=table, match_info="customer_id")
+    async def get_customer(web: Any, request: Any, customer_id: str) -> Any:
+        if not authorised(request):
+            return web.json({"error": "unauthorised"}, status=401)
+        raw = table.get(customer_id.encode())
+        if raw is None:
+            return web.json({"error": f"unknown customer {customer_id}"}, status=404)
+        summary = customer_summary(CustomerState.from_dict(orjson.loads(raw)))
+        return web.bytes(orjson.dumps(summary), content_type="application/json")
+
+    @app.page("/metrics")
+    async def metrics(web: Any, request: Any) -> Any:
+        body = generate_latest(wiring.metrics.registry)
+        return web.bytes(body, content_type=CONTENT_TYPE_LATEST.split(";")[0])

@@ -1,0 +1,55 @@
+"""Valid events are counted per customer; invalid ones land in the dead-letter topic."""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+
+from kafka import KafkaProducer
+
+from churnstream.schemas.records import DeadLetter
+from churnstream.streams.malformed import malformed_messages
+from churnstream.streams.producing import produce_events
+from churnstream.streams.simulation import simulate
+from harness import http_json, read_topic, wait_for
+
+
+def test_thousand_valid_and_fifty_invalid(settings, start_worker) -> None:  # type: ignore[no-untyped-def]
+    worker = start_worker(settings)
+    valid = list(itertools.islice(simulate(customers=30, days=30, seed=3), 1000))
+    bad = malformed_messages(50, seed=1)
+    producer = KafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers, max_request_size=2_000_000
+    )
+    for i, event in enumerate(valid):
+        if i % 20 == 0:  # interleave the bad with the good
+            m = bad[i // 20]
+            producer.send(settings.topic(m.topic_type), key=m.key, value=m.value)
+        produce_events(settings, [event], producer=producer)
+    producer.flush()
+    producer.close()
+
+    expected: dict[str, Counter[str]] = {}
+    for e in valid:
+        expected.setdefault(e["customer_id"], Counter())[e["type"]] += 1
+
+    def all_counted() -> bool:
+        for cid, counts in expected.items():
+            status, body = http_json(f"{worker.url}/customers/{cid}")
+            if status != 200 or body["event_counts"] != dict(counts):
+                return False
+        return True
+
+    wait_for(all_counted, 120, "every valid event to be counted")
+    assert http_json(f"{worker.url}/customers/nobody")[0] == 404
+
+    records = read_topic(settings, settings.topic("dead-letter"), expect=50)
+    letters = [DeadLetter.model_validate_json(r.value) for r in records]
+    assert len(letters) == 50
+    assert sorted(d.original_bytes() for d in letters) == sorted(m.value for m in bad)
+    by_value = {m.value: m.expected_code for m in bad}
+    for d in letters:
+        assert d.error_code == by_value[d.original_bytes()]
+        assert d.reason and d.topic.startswith(settings.topic_prefix)
+    assert worker.metric("churnstream_events_invalid_total") == 50
+    assert worker.metric("churnstream_events_processed_total") == 1000

@@ -1,0 +1,65 @@
+"""The event agents in Faust's test context with the in-memory store."""
+
+from __future__ import annotations
+
+import asyncio
+from unittest import mock
+
+import orjson
+
+from churnstream.schemas.records import DeadLetter
+from churnstream.streams.app import create_app
+from churnstream.streams.settings import Settings
+
+LOGIN = {"event_id": "e1", "customer_id": "c1", "type": "login", "ts": "2025-01-01T00:00:00Z"}
+
+
+def _wiring():  # type: ignore[no-untyped-def]
+    wiring = create_app(Settings(store="memory://"), store="memory://")
+    send = mock.create_autospec(wiring.dead_letter.send, spec_set=True)
+    wiring.dead_letter.send = send  # type: ignore[method-assign]
+    return wiring, send
+
+
+def test_valid_event_counts_and_redelivery_changes_nothing() -> None:
+    wiring, send = _wiring()
+    agent = wiring.app.agents["churnstream.login-events"]
+
+    async def run() -> None:
+        async with agent.test_context() as a:
+            first = await a.put(orjson.dumps(LOGIN), key=b"c1")
+            await a.put(orjson.dumps({**LOGIN, "event_id": "e2"}), key=b"c1")
+            # Redelivery: the same partition and offset again.
+            a.sent_offset = first.message.offset
+            again = await a.put(orjson.dumps(LOGIN), key=b"c1", partition=first.message.partition)
+            assert again.message.offset == first.message.offset
+
+    asyncio.run(run())
+    state = orjson.loads(wiring.state[b"c1"])
+    assert state["event_counts"] == {"login": 2}
+    reg = wiring.metrics.registry
+    assert reg.get_sample_value("churnstream_events_processed_total", {"type": "login"}) == 2
+    assert reg.get_sample_value("churnstream_events_duplicate_total", {"type": "login"}) == 1
+    send.assert_not_called()
+
+
+def test_invalid_messages_go_to_dead_letter_and_the_agent_goes_on() -> None:
+    wiring, send = _wiring()
+    agent = wiring.app.agents["churnstream.usage-events"]
+    usage = {**LOGIN, "type": "usage", "feature": "api"}
+
+    async def run() -> None:
+        async with agent.test_context() as a:
+            await a.put(b"{not json", key=b"c1")
+            await a.put(orjson.dumps(LOGIN), key=b"c1")  # a login on the usage topic
+            await a.put(orjson.dumps(usage), key=b"c1")
+
+    asyncio.run(run())
+    assert send.call_count == 2
+    letters = [DeadLetter.model_validate_json(c.kwargs["value"]) for c in send.call_args_list]
+    assert [d.error_code for d in letters] == ["bad_json", "wrong_topic"]
+    assert letters[0].original_bytes() == b"{not json"
+    assert all(d.reason for d in letters)
+    assert orjson.loads(wiring.state[b"c1"])["event_counts"] == {"usage": 1}
+    reg = wiring.metrics.registry
+    assert reg.get_sample_value("churnstream_events_invalid_total", {"reason": "wrong_topic"}) == 1

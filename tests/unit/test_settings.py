@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from churnstream.streams.settings import Settings
+
+
+def test_defaults() -> None:
+    s = Settings()
+    assert s.broker == "kafka://127.0.0.1:19092"
+    assert (s.app_id, s.web_port, s.topic_partitions) == ("churnstream", 6066, 8)
+    assert s.store.startswith("rocksdb")
+    assert s.web_host == "127.0.0.1"
+
+
+def test_environment_with_prefix_and_nesting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHURNSTREAM_TOPIC_PARTITIONS", "3")
+    monkeypatch.setenv("CHURNSTREAM_RATING_LABELS__CSAT__MEH", "3")
+    monkeypatch.setenv("CHURNSTREAM_API_TOKEN", "s3cret")
+    s = Settings()
+    assert s.topic_partitions == 3
+    assert s.rating_labels["csat"]["meh"] == 3
+    assert "s3cret" not in repr(s)
+
+
+def test_frozen() -> None:
+    with pytest.raises(ValidationError):
+        Settings().web_port = 1  # type: ignore[misc]
+
+
+def test_sasl_options_pass_through() -> None:
+    s = Settings(
+        broker_security_protocol="SASL_SSL",
+        broker_sasl_mechanism="SCRAM-SHA-512",
+        broker_sasl_username="u",
+        broker_sasl_password="p",
+    )
+    opts = s.kafka_python_security()
+    assert opts == {
+        "security_protocol": "SASL_SSL",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": "u",
+        "sasl_plain_password": "p",
+    }
