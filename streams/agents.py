@@ -1,35 +1,59 @@
-"""Thin agents: decode each message, apply it to the customer's state, dead-letter the rest.
+"""Thin agents: decode a batch of messages, run the scoring step per customer, send the results.
 
 One agent per event topic, concurrency 1 (faust-streaming can commit past unprocessed
-messages with more), at-least-once; the state step itself is idempotent.
+messages with more), at-least-once: a batch's offsets are acknowledged only after it was
+processed, and the step itself is idempotent. Each customer's record is read and written
+once per batch.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from faust.streams import _current_event  # the context variable Faust's stores read
 
-from churnstream.models.customer import CustomerState, apply_event
+from churnstream.models.scoring import CustomerRecord, Outcome, step
 from churnstream.schemas.decoding import decode_event
 from churnstream.schemas.errors import InvalidEvent
+from churnstream.schemas.events import Event
 from churnstream.schemas.records import DeadLetter
 from churnstream.streams.app import Wiring
 
 log = logging.getLogger(__name__)
 
+BATCH_MAX = 500
+BATCH_WITHIN = 0.05  # seconds
 
-def load_state(wiring: Wiring, customer_id: str) -> CustomerState:
+
+@contextmanager
+def acting_for(event: Any) -> Iterator[None]:
+    """Make `event` Faust's current event.
+
+    Table reads and writes go to the current event's partition (the RocksDB partition store
+    and the changelog partition). In a batch, a customer's record must be handled with one of
+    that customer's own events current; all topics are keyed by customer and co-partitioned.
+    """
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+def load_record(wiring: Wiring, customer_id: str) -> CustomerRecord:
     raw = wiring.state.get(customer_id.encode())
-    return CustomerState.from_dict(orjson.loads(raw)) if raw else CustomerState.new(customer_id)
+    return CustomerRecord.from_dict(orjson.loads(raw)) if raw else CustomerRecord.new(customer_id)
 
 
-def store_state(wiring: Wiring, state: CustomerState) -> None:
-    wiring.state[state.customer_id.encode()] = orjson.dumps(state.to_dict())
+def store_record(wiring: Wiring, record: CustomerRecord) -> None:
+    wiring.state[record.customer_id.encode()] = orjson.dumps(record.to_dict())
 
 
 async def send_dead_letter(wiring: Wiring, message: Any, code: str, reason: str) -> None:
@@ -49,36 +73,62 @@ async def send_dead_letter(wiring: Wiring, message: Any, code: str, reason: str)
     wiring.metrics.dead_letters.inc()
 
 
-async def handle_message(wiring: Wiring, event_type: str, message: Any) -> None:
-    """Process one raw message; never raises for anything the message contains."""
-    metrics = wiring.metrics
-    metrics.events_consumed.labels(type=event_type).inc()
+async def handle_batch(wiring: Wiring, event_type: str, records: list[Any]) -> None:
+    """Process one batch of raw messages from the `event_type` topic; never raises for bad
+    input: every message ends applied, recognised as a duplicate, or dead-lettered."""
+    metrics, settings = wiring.metrics, wiring.settings
     started = time.perf_counter()
-    try:
-        event = decode_event(
-            message.value,
-            key=message.key,
-            topic_type=event_type,
-            max_bytes=wiring.settings.max_message_bytes,
-            rating_labels=wiring.settings.rating_labels,
-        )
-    except InvalidEvent as exc:
-        await send_dead_letter(wiring, message, exc.code, exc.reason)
-        return
-    try:
-        state = load_state(wiring, event.customer_id)
-        if apply_event(state, event, (message.topic, message.partition, message.offset)):
-            store_state(wiring, state)
-            metrics.events_processed.labels(type=event_type).inc()
-        else:
-            metrics.events_duplicate.labels(type=event_type).inc()
-    except Exception as exc:  # one bad message must not stop the worker
-        log.exception(
-            "processing %s:%s@%s failed", message.topic, message.partition, message.offset
-        )
-        await send_dead_letter(wiring, message, "processing_error", f"{type(exc).__name__}: {exc}")
-        return
-    metrics.processing_seconds.labels(type=event_type).observe(time.perf_counter() - started)
+    by_customer: dict[str, list[tuple[Any, Event]]] = {}
+    for record in records:
+        message = record.message
+        metrics.events_consumed.labels(type=event_type).inc()
+        try:
+            event = decode_event(
+                message.value,
+                key=message.key,
+                topic_type=event_type,
+                max_bytes=settings.max_message_bytes,
+                rating_labels=settings.rating_labels,
+            )
+        except InvalidEvent as exc:
+            await send_dead_letter(wiring, message, exc.code, exc.reason)
+            continue
+        by_customer.setdefault(event.customer_id, []).append((record, event))
+
+    for customer_id, items in by_customer.items():
+        outcomes: list[tuple[Any, Outcome]] = []
+        try:
+            with acting_for(items[-1][0]):
+                customer = load_record(wiring, customer_id)
+                for record, event in items:
+                    m = record.message
+                    outcome = step(
+                        customer, event, (m.topic, m.partition, m.offset), wiring.context
+                    )
+                    outcomes.append((m, outcome))
+                store_record(wiring, customer)
+        except Exception as exc:  # a bug on one customer must not stop the worker
+            log.exception("scoring customer %s failed", customer_id)
+            # Nothing of this customer's batch was stored: dead-letter all of it.
+            for record, _ in items:
+                reason = f"{type(exc).__name__}: {exc}"
+                await send_dead_letter(wiring, record.message, "processing_error", reason)
+            continue
+        for message, outcome in outcomes:
+            if outcome.status == "duplicate":
+                metrics.events_duplicate.labels(type=event_type).inc()
+            elif outcome.status == "too_late":
+                await send_dead_letter(wiring, message, "too_late", outcome.reason)
+            else:
+                metrics.events_processed.labels(type=event_type).inc()
+                for alert in outcome.alerts:
+                    await wiring.risk_changes.send(
+                        key=customer_id.encode(), value=alert.model_dump_json().encode()
+                    )
+                    metrics.alerts.labels(kind=alert.kind).inc()
+    if records:
+        per_event = (time.perf_counter() - started) / len(records)
+        metrics.processing_seconds.labels(type=event_type).observe(per_event)
 
 
 def register(wiring: Wiring) -> None:
@@ -88,9 +138,9 @@ def register(wiring: Wiring) -> None:
 
 
 def _register_one(wiring: Wiring, event_type: str, topic: Any) -> None:
-    async def consume(stream: AsyncIterator[Any]) -> None:
-        async for record in stream.events():  # type: ignore[attr-defined]
-            await handle_message(wiring, event_type, record.message)
+    async def consume(stream: Any) -> None:
+        async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
+            await handle_batch(wiring, event_type, list(batch))
 
     consume.__name__ = f"{event_type}_events"
     consume.__qualname__ = consume.__name__

@@ -8,6 +8,7 @@ from typing import Any
 import faust
 from prometheus_client import CollectorRegistry
 
+from churnstream.models.scoring import ScoringContext
 from churnstream.streams.metrics import WorkerMetrics
 from churnstream.streams.settings import Settings
 
@@ -25,6 +26,7 @@ class Wiring:
     risk_changes: faust.types.TopicT
     event_topics: dict[str, faust.types.TopicT]
     metrics: WorkerMetrics
+    context: ScoringContext
 
 
 def _credentials(settings: Settings) -> Any:
@@ -111,6 +113,7 @@ def create_app(
             for t, name in settings.event_topics().items()
         },
         metrics=WorkerMetrics.create(registry),
+        context=ScoringContext(config=settings.health_settings()),
     )
     # Imported here: both modules register against this app's wiring.
     from churnstream.streams import agents, views

@@ -27,6 +27,7 @@ class WorkerMetrics:
     events_invalid: Counter
     processing_seconds: Histogram
     dead_letters: Counter
+    alerts: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry, prefix: str = "churnstream") -> WorkerMetrics:
@@ -69,6 +70,12 @@ class WorkerMetrics:
             dead_letters=Counter(
                 name("dead_letters_published"),
                 "Records published to the dead-letter topic",
+                registry=registry,
+            ),
+            alerts=Counter(
+                name("alerts_emitted"),
+                "Risk-change alerts published, by kind",
+                ["kind"],
                 registry=registry,
             ),
         )

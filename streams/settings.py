@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from churnstream.models.health import HealthConfig
 from churnstream.schemas.events import DEFAULT_RATING_LABELS, EVENT_TYPES
 
 OUTPUT_TOPICS = ("risk-changes", "dead-letter")
@@ -45,6 +46,13 @@ class Settings(BaseSettings):
         default_factory=lambda: {k: dict(v) for k, v in DEFAULT_RATING_LABELS.items()},
         description="survey rating label (lower case) to score, per kind",
     )
+    health: HealthConfig = Field(
+        default_factory=HealthConfig,
+        description="health weights, bands, alert rules (CHURNSTREAM_HEALTH__WEIGHTS__SUPPORT=...)",
+    )
+    health_config: Path | None = Field(
+        default=None, description="YAML file with the health settings; replaces `health`"
+    )
     api_token: SecretStr | None = Field(
         default=None, description="bearer token the HTTP API requires when set"
     )
@@ -55,6 +63,12 @@ class Settings(BaseSettings):
     broker_sasl_username: str | None = None
     broker_sasl_password: SecretStr | None = None
     broker_ssl_cafile: Path | None = None
+
+    def health_settings(self) -> HealthConfig:
+        """The health configuration: the YAML file when one is named, else `health`."""
+        if self.health_config is not None:
+            return HealthConfig.from_yaml(self.health_config)
+        return self.health
 
     @property
     def bootstrap_servers(self) -> list[str]:

@@ -7,12 +7,8 @@ from typing import Any
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from churnstream.models.customer import CustomerState
+from churnstream.models.scoring import CustomerRecord, summary
 from churnstream.streams.app import Wiring
-
-
-def customer_summary(state: CustomerState) -> dict[str, Any]:
-    return {"customer_id": state.customer_id, "event_counts": dict(state.event_counts)}
 
 
 def register(wiring: Wiring) -> None:
@@ -32,8 +28,9 @@ def register(wiring: Wiring) -> None:
         raw = table.get(customer_id.encode())
         if raw is None:
             return web.json({"error": f"unknown customer {customer_id}"}, status=404)
-        summary = customer_summary(CustomerState.from_dict(orjson.loads(raw)))
-        return web.bytes(orjson.dumps(summary), content_type="application/json")
+        record = CustomerRecord.from_dict(orjson.loads(raw))
+        body = orjson.dumps(summary(record, wiring.context))
+        return web.bytes(body, content_type="application/json")
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:

@@ -31,9 +31,10 @@ def free_port() -> int:
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that makes a child process build the same settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHURNSTREAM_")}
-    for name, value in settings.model_dump(exclude={"rating_labels", "api_token"}).items():
+    for name, value in settings.model_dump(mode="json", exclude={"api_token"}).items():
         if value is not None:
-            env[f"CHURNSTREAM_{name.upper()}"] = str(value)
+            text = json.dumps(value) if isinstance(value, dict | list) else str(value)
+            env[f"CHURNSTREAM_{name.upper()}"] = text
     if settings.api_token is not None:
         env["CHURNSTREAM_API_TOKEN"] = settings.api_token.get_secret_value()
     return env

@@ -36,7 +36,7 @@ def test_valid_event_counts_and_redelivery_changes_nothing() -> None:
 
     asyncio.run(run())
     state = orjson.loads(wiring.state[b"c1"])
-    assert state["event_counts"] == {"login": 2}
+    assert state["counts"] == {"login": 2}
     reg = wiring.metrics.registry
     assert reg.get_sample_value("churnstream_events_processed_total", {"type": "login"}) == 2
     assert reg.get_sample_value("churnstream_events_duplicate_total", {"type": "login"}) == 1
@@ -60,6 +60,6 @@ def test_invalid_messages_go_to_dead_letter_and_the_agent_goes_on() -> None:
     assert [d.error_code for d in letters] == ["bad_json", "wrong_topic"]
     assert letters[0].original_bytes() == b"{not json"
     assert all(d.reason for d in letters)
-    assert orjson.loads(wiring.state[b"c1"])["event_counts"] == {"usage": 1}
+    assert orjson.loads(wiring.state[b"c1"])["counts"] == {"usage": 1}
     reg = wiring.metrics.registry
     assert reg.get_sample_value("churnstream_events_invalid_total", {"reason": "wrong_topic"}) == 1

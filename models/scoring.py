@@ -1,0 +1,217 @@
+"""The scoring step: `step(record, event, source, context) -> Outcome`, shared by the live
+worker and the offline replay.
+
+A record is a customer's whole state: features, risk, counts, and what was applied already
+(offsets per source partition, recent event ids). The step is idempotent: a redelivered
+message, or an event id seen among the customer's recent ones, changes nothing.
+
+>>> from churnstream.schemas.events import parse_event_dict
+>>> ctx = ScoringContext()
+>>> rec = CustomerRecord.new("c1")
+>>> e = parse_event_dict({"event_id": "e1", "customer_id": "c1", "type": "login",
+...                       "ts": "2025-01-01T09:00:00Z"})
+>>> step(rec, e, ("t", 0, 5), ctx).status, step(rec, e, ("t", 0, 5), ctx).status
+('applied', 'duplicate')
+>>> rec.counts, rec.risk.band
+({'login': 1}, 'yellow')
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from churnstream.models.delivery import AppliedOffsets
+from churnstream.models.features import FeatureState, current_plan, derive
+from churnstream.models.health import HealthConfig, HealthScore, health_score
+from churnstream.models.peers import PeerBaseline
+from churnstream.models.risk import Assessment, RiskState, assess, score_drivers
+from churnstream.models.segments import behaviour_segment, lifetime_value, size_segment
+from churnstream.schemas.events import Event
+from churnstream.schemas.records import Driver, RiskChange
+
+DAY = 86_400.0
+RECENT_IDS = 32
+
+Source = tuple[str, int, int]
+"""Where a message came from: topic, partition, offset."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChurnPrediction:
+    probability: float
+    model_version: str | None
+    drivers: tuple[Driver, ...] = ()
+
+
+ChurnPredictor = Callable[[dict[str, float]], ChurnPrediction | None]
+
+
+@dataclass(slots=True)
+class ScoringContext:
+    """What scoring needs beyond the customer: configuration, peers, the churn model."""
+
+    config: HealthConfig = field(default_factory=HealthConfig)
+    peers: PeerBaseline = field(default_factory=PeerBaseline)
+    churn: ChurnPredictor | None = None
+    base_monthly_retention: float = 0.97  # until the stream's own retention is known
+
+
+@dataclass(slots=True)
+class CustomerRecord:
+    customer_id: str
+    features: FeatureState = field(default_factory=FeatureState)
+    risk: RiskState = field(default_factory=RiskState)
+    counts: dict[str, int] = field(default_factory=dict)
+    applied: AppliedOffsets = field(default_factory=AppliedOffsets)
+    recent_ids: list[int] = field(default_factory=list)  # crc32 of the last event ids
+
+    @classmethod
+    def new(cls, customer_id: str) -> CustomerRecord:
+        return cls(customer_id=customer_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "customer_id": self.customer_id,
+            "features": self.features.to_dict(),
+            "risk": self.risk.to_dict(),
+            "counts": self.counts,
+            "applied": self.applied.by_source,
+            "recent_ids": self.recent_ids,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CustomerRecord:
+        return cls(
+            customer_id=d["customer_id"],
+            features=FeatureState.from_dict(d["features"]),
+            risk=RiskState.from_dict(d["risk"]),
+            counts=dict(d["counts"]),
+            applied=AppliedOffsets(dict(d["applied"])),
+            recent_ids=list(d["recent_ids"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """The customer as scored at event time `now`."""
+
+    now: float
+    features: dict[str, float]
+    health: HealthScore
+    segment: str
+    size: str
+    plan: str | None
+    churn: ChurnPrediction | None
+    lifetime_value: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status: Literal["applied", "duplicate", "too_late"]
+    alerts: list[RiskChange] = field(default_factory=list)
+    view: View | None = None
+    reason: str = ""
+
+
+def view(record: CustomerRecord, ctx: ScoringContext, now: float | None = None) -> View:
+    """Score the customer at `now` (default: their latest event time) without changing them."""
+    fs = record.features
+    at = now if now is not None else (fs.last_ts or 0.0)
+    f = derive(fs, at)
+    plan = current_plan(fs)
+    z = (
+        ctx.peers.zscore(plan, f.get("usage_30d", 0.0), ctx.config.min_peers)
+        if "days_since_usage" in f
+        else None
+    )
+    hs = health_score(f, ctx.config, usage_z=z)
+    churn = ctx.churn(f) if ctx.churn is not None else None
+    band = record.risk.band or "yellow"
+    p = churn.probability if churn else None
+    ltv = None
+    if "mrr" in f and not f.get("cancelled"):
+        retention = 1.0 - p if p is not None else ctx.base_monthly_retention
+        ltv = lifetime_value(
+            f["mrr"], retention, ctx.config.margin, ctx.config.annual_discount_rate
+        )
+    return View(
+        at, f, hs, behaviour_segment(f, band, p), size_segment(f.get("mrr")), plan, churn, ltv
+    )
+
+
+def step(
+    record: CustomerRecord, event: Event, source: Source | None, ctx: ScoringContext
+) -> Outcome:
+    """Apply `event` (read from `source`, or None offline) to `record`; score; maybe alert."""
+    if source is not None and not record.applied.first_time(*source):
+        return Outcome("duplicate")
+    digest = zlib.crc32(event.event_id.encode())
+    if digest in record.recent_ids:
+        return Outcome("duplicate")
+    ts = event.ts.timestamp()
+    latest = record.features.last_ts
+    bound = ctx.config.lateness_days * DAY
+    if latest is not None and ts < latest - bound:
+        behind = (latest - ts) / DAY
+        return Outcome(
+            "too_late",
+            reason=f"event time is {behind:.1f} days behind the customer's latest "
+            f"({ctx.config.lateness_days:g}-day bound)",
+        )
+    record.recent_ids = [*record.recent_ids[-(RECENT_IDS - 1) :], digest]
+    record.counts[event.type] = record.counts.get(event.type, 0) + 1
+    record.features.apply(event)
+    now = record.features.last_ts or ts
+    v = view(record, ctx, now)
+    day = int(now // DAY)
+    if event.type == "usage" and record.risk.peer_day != day:
+        ctx.peers.observe(v.plan, v.features.get("usage_30d", 0.0))
+        record.risk.peer_day = day
+    segment = f"{v.segment}/{v.size}"
+    alerts = assess(
+        record.risk,
+        v.health,
+        Assessment(
+            customer_id=record.customer_id,
+            event_id=event.event_id,
+            now=now,
+            segment=segment,
+            plan=v.plan,
+            churn_probability=v.churn.probability if v.churn else None,
+            churn_drivers=v.churn.drivers if v.churn else (),
+            model_version=v.churn.model_version if v.churn else None,
+            lifetime_value=v.lifetime_value,
+        ),
+        ctx.config,
+    )
+    return Outcome("applied", alerts, v)
+
+
+def summary(record: CustomerRecord, ctx: ScoringContext) -> dict[str, Any]:
+    """The customer as the API shows them."""
+    v = view(record, ctx)
+    r = record.risk
+    drivers = score_drivers(v.health.contributions, v.health.components)
+    return {
+        "customer_id": record.customer_id,
+        "as_of": v.now,
+        "health_score": round(v.health.score, 2),
+        "band": r.band,
+        "band_since": r.band_since,
+        "components": {k: round(c, 2) for k, c in v.health.components.items()},
+        "contributions": {k: round(c, 2) for k, c in v.health.contributions.items()},
+        "drivers": [d.model_dump() for d in drivers],
+        "segment": v.segment,
+        "size": v.size,
+        "plan": v.plan,
+        "change_7d": r.change(v.now, 7),
+        "change_30d": r.change(v.now, 30),
+        "churn_probability": v.churn.probability if v.churn else None,
+        "model_version": v.churn.model_version if v.churn else None,
+        "lifetime_value": None if v.lifetime_value is None else round(v.lifetime_value, 2),
+        "features": {k: round(x, 4) for k, x in v.features.items()},
+        "event_counts": dict(record.counts),
+    }
