@@ -93,7 +93,7 @@ def test_new_customer_starts_at_the_prior_and_data_replaces_it() -> None:
 def test_peer_zscore_drives_depth() -> None:
     low = components(HEALTHY, usage_z=-2.0)["depth"]
     high = components(HEALTHY, usage_z=2.0)["depth"]
-    assert low < 10 < 90 < high
+    assert low < 10 and high > 90
 
 
 def test_config_validation_and_yaml(tmp_path: Path) -> None:
