@@ -35,6 +35,21 @@ TICKET_KEEP = 30 * DAY  # solved/closed tickets stay this long for resolution an
 MAX_TICKETS = 40
 SUBSCRIPTION_KEEP = 120 * DAY
 HALF_LIVES = {"7d": 7 * DAY, "30d": 30 * DAY}
+MOMENTUM_MIN_DAYS = 21  # before that there is no baseline to compare with
+
+
+def steady_ratio(tenure_days: float) -> float:
+    """The 7-day over 30-day decayed sum of a signal steady for `tenure_days` days.
+
+    Momentum divides by it, so 1 means "as usual" for a customer of any age.
+    """
+
+    def filled(h: float) -> float:
+        return (1 - 2 ** (-tenure_days / h)) / (1 - 2 ** (-1 / h))
+
+    return filled(7.0) / filled(30.0)
+
+
 PRIORITY = {"low": 0, "normal": 1, "high": 2, "urgent": 3}
 CLOSED = frozenset({"solved", "closed"})
 
@@ -91,7 +106,8 @@ class FeatureState:
     anchor_day: int = 0  # day of last_ts; bit i of the masks is anchor_day - i
     login_days: int = 0
     usage: dict[str, DecayedSum] = field(default_factory=dict)  # by half-life name
-    logins: dict[str, DecayedSum] = field(default_factory=dict)
+    logins: dict[str, DecayedSum] = field(default_factory=dict)  # login days
+    login_counts: dict[str, DecayedSum] = field(default_factory=dict)  # every login
     usage_weeks: list[float] = field(default_factory=lambda: [0.0] * USAGE_WEEKS)
     feature_weeks: dict[str, int] = field(default_factory=dict)
     tickets: dict[str, Ticket] = field(default_factory=dict)
@@ -135,6 +151,10 @@ class FeatureState:
         weeks_back = self.anchor_day // WEEK_DAYS - day // WEEK_DAYS
         if isinstance(event, LoginEvent):
             self.last_login = ts if self.last_login is None else max(self.last_login, ts)
+            for name, h in HALF_LIVES.items():
+                self.login_counts[name] = self.login_counts.get(name, DecayedSum.empty()).add(
+                    1.0, ts, h
+                )
             if days_back < LOGIN_WINDOW_DAYS and not self.login_days >> days_back & 1:
                 self.login_days |= 1 << days_back
                 # A login day counts once, at the day's start, so its order does not matter.
@@ -228,6 +248,7 @@ class FeatureState:
             "login_days": self.login_days,
             "usage": {k: v.log_total for k, v in self.usage.items()},
             "logins": {k: v.log_total for k, v in self.logins.items()},
+            "login_counts": {k: v.log_total for k, v in self.login_counts.items()},
             "usage_weeks": self.usage_weeks,
             "feature_weeks": self.feature_weeks,
             "tickets": {k: t.to_list() for k, t in self.tickets.items()},
@@ -250,6 +271,7 @@ class FeatureState:
             login_days=d["login_days"],
             usage={k: DecayedSum(v) for k, v in d["usage"].items()},
             logins={k: DecayedSum(v) for k, v in d["logins"].items()},
+            login_counts={k: DecayedSum(v) for k, v in d["login_counts"].items()},
             usage_weeks=list(d["usage_weeks"]),
             feature_weeks=dict(d["feature_weeks"]),
             tickets={k: Ticket.from_list(v) for k, v in d["tickets"].items()},
@@ -289,6 +311,14 @@ def derive(s: FeatureState, now: float) -> dict[str, float]:
     for name, h in HALF_LIVES.items():
         f[f"login_days_{name}"] = s.logins[name].value(now, h) if name in s.logins else 0.0
         f[f"usage_{name}"] = s.usage[name].value(now, h) if name in s.usage else 0.0
+        f[f"logins_{name}"] = s.login_counts[name].value(now, h) if name in s.login_counts else 0.0
+    tenure = (now - s.first_ts) / DAY if s.first_ts is not None else 0.0
+    if tenure >= MOMENTUM_MIN_DAYS:
+        expected = steady_ratio(tenure)
+        for signal in ("logins", "usage"):
+            long = f[f"{signal}_30d"]
+            ratio = f[f"{signal}_7d"] / long / expected if long > 0 else 0.0
+            f[f"{signal}_momentum"] = min(2.0, ratio)
     f["active_days_30d"] = (
         float(_bits(s.login_days, 0, max(0, 29 - day_offset))) if day_offset < 30 else 0.0
     )

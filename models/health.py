@@ -113,14 +113,19 @@ def components(f: dict[str, float], usage_z: float | None = None) -> dict[str, f
     c: dict[str, float] = {}
     if "days_since_login" in f or f.get("login_days_7d", 0) > 0:
         recency = 2.0 ** (-f.get("days_since_login", 60.0) / 7.0)
-        c["activity"] = _clip(100 * (0.6 * _sat(f.get("login_days_7d", 0.0), 2.5) + 0.4 * recency))
+        level = _sat(f.get("login_days_7d", 0.0), 2.5)
+        # Momentum against the customer's own last month weighs as much as the level: a big
+        # account that lost most of its logins is still "busy" in absolute terms.
+        momentum = min(1.0, f.get("logins_momentum", 1.0))
+        c["activity"] = _clip(100 * (0.35 * level + 0.25 * recency + 0.4 * momentum))
     if "days_since_usage" in f or "days_since_login" in f:
         if usage_z is not None:
             depth = normal_cdf(usage_z)
         else:
             depth = _sat(f.get("usage_30d", 0.0), 120.0)
+        momentum = min(1.0, f.get("usage_momentum", 1.0))
         trend = max(-0.25, min(0.15, 0.15 * f.get("usage_trend", 0.0)))
-        c["depth"] = _clip(100 * (depth + trend))
+        c["depth"] = _clip(100 * (0.5 * depth + 0.5 * momentum + trend))
         breadth = _sat(f.get("breadth_30d", 0.0), 3.0)
         c["breadth"] = _clip(100 * breadth + 5.0 * max(-3.0, min(2.0, f.get("breadth_trend", 0.0))))
     support = 100.0

@@ -18,18 +18,19 @@ message, or an event id seen among the customer's recent ones, changes nothing.
 
 from __future__ import annotations
 
-import zlib
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from churnstream.models.business import BusinessMetrics
 from churnstream.models.delivery import AppliedOffsets
 from churnstream.models.features import FeatureState, current_plan, derive
 from churnstream.models.health import HealthConfig, HealthScore, health_score
 from churnstream.models.peers import PeerBaseline
 from churnstream.models.risk import Assessment, RiskState, assess, score_drivers
 from churnstream.models.segments import behaviour_segment, lifetime_value, size_segment
-from churnstream.schemas.events import Event
+from churnstream.schemas.events import Event, SubscriptionEvent, SurveyEvent
 from churnstream.schemas.records import Driver, RiskChange
 
 DAY = 86_400.0
@@ -66,7 +67,7 @@ class CustomerRecord:
     risk: RiskState = field(default_factory=RiskState)
     counts: dict[str, int] = field(default_factory=dict)
     applied: AppliedOffsets = field(default_factory=AppliedOffsets)
-    recent_ids: list[int] = field(default_factory=list)  # crc32 of the last event ids
+    recent_ids: list[int] = field(default_factory=list)  # event_digest of the last event ids
 
     @classmethod
     def new(cls, customer_id: str) -> CustomerRecord:
@@ -116,6 +117,11 @@ class Outcome:
     reason: str = ""
 
 
+def event_digest(event_id: str) -> int:
+    """63 bits of BLAKE2b: collisions among a customer's recent ids are negligible."""
+    return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest()) >> 1
+
+
 def view(record: CustomerRecord, ctx: ScoringContext, now: float | None = None) -> View:
     """Score the customer at `now` (default: their latest event time) without changing them."""
     fs = record.features
@@ -148,7 +154,7 @@ def step(
     """Apply `event` (read from `source`, or None offline) to `record`; score; maybe alert."""
     if source is not None and not record.applied.first_time(*source):
         return Outcome("duplicate")
-    digest = zlib.crc32(event.event_id.encode())
+    digest = event_digest(event.event_id)
     if digest in record.recent_ids:
         return Outcome("duplicate")
     ts = event.ts.timestamp()
@@ -215,3 +221,29 @@ def summary(record: CustomerRecord, ctx: ScoringContext) -> dict[str, Any]:
         "features": {k: round(x, 4) for k, x in v.features.items()},
         "event_counts": dict(record.counts),
     }
+
+
+def tally(
+    business: BusinessMetrics,
+    record: CustomerRecord,
+    event: Event,
+    outcome: Outcome,
+    ctx: ScoringContext,
+) -> None:
+    """Count an applied event in the customer-success aggregates."""
+    if outcome.status != "applied" or outcome.view is None:
+        return
+    ts = event.ts.timestamp()
+    month = business.current_month
+    business.advance(ts)
+    if business.current_month != month:
+        # A month closed: lifetime values use the stream's own observed retention from now on.
+        ctx.base_monthly_retention = business.monthly_retention(ctx.base_monthly_retention)
+    if isinstance(event, SurveyEvent) and event.score is not None:
+        business.observe_survey(event.kind, event.score)
+    elif isinstance(event, SubscriptionEvent):
+        business.observe_subscription(record.customer_id, event.action, event.mrr, ts)
+    v = outcome.view
+    business.observe_customer(
+        record.customer_id, record.risk.band, f"{v.segment}/{v.size}", v.lifetime_value
+    )

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from faust.streams import _current_event  # the context variable Faust's stores read
 
-from churnstream.models.scoring import CustomerRecord, Outcome, step
+from churnstream.models.scoring import CustomerRecord, Outcome, step, tally
 from churnstream.schemas.decoding import decode_event
 from churnstream.schemas.errors import InvalidEvent
 from churnstream.schemas.events import Event
@@ -105,6 +105,7 @@ async def handle_batch(wiring: Wiring, event_type: str, records: list[Any]) -> N
                     outcome = step(
                         customer, event, (m.topic, m.partition, m.offset), wiring.context
                     )
+                    tally(wiring.business, customer, event, outcome, wiring.context)
                     outcomes.append((m, outcome))
                 store_record(wiring, customer)
         except Exception as exc:  # a bug on one customer must not stop the worker

@@ -8,6 +8,7 @@ from typing import Any
 import faust
 from prometheus_client import CollectorRegistry
 
+from churnstream.models.business import BusinessMetrics
 from churnstream.models.scoring import ScoringContext
 from churnstream.streams.metrics import WorkerMetrics
 from churnstream.streams.settings import Settings
@@ -27,6 +28,7 @@ class Wiring:
     event_topics: dict[str, faust.types.TopicT]
     metrics: WorkerMetrics
     context: ScoringContext
+    business: BusinessMetrics
 
 
 def _credentials(settings: Settings) -> Any:
@@ -114,6 +116,7 @@ def create_app(
         },
         metrics=WorkerMetrics.create(registry),
         context=ScoringContext(config=settings.health_settings()),
+        business=BusinessMetrics(),
     )
     # Imported here: both modules register against this app's wiring.
     from churnstream.streams import agents, views

@@ -131,6 +131,82 @@ def simulate(
 
 
 @cli.command()
+def replay(
+    input_file: Annotated[Path, typer.Argument(help="JSON Lines of events (the event contract)")],
+    alerts: Annotated[
+        Path | None, typer.Option(envvar="CHURNSTREAM_REPLAY_ALERTS", help="write alerts here")
+    ] = None,
+    snapshots: Annotated[
+        Path | None,
+        typer.Option(envvar="CHURNSTREAM_REPLAY_SNAPSHOTS", help="write snapshots here"),
+    ] = None,
+    snapshot_every: Annotated[
+        str | None,
+        typer.Option(envvar="CHURNSTREAM_REPLAY_SNAPSHOT_EVERY", help="period, e.g. 7d, 12h"),
+    ] = None,
+    summary_out: Annotated[
+        Path | None,
+        typer.Option("--summary", envvar="CHURNSTREAM_REPLAY_SUMMARY", help="aggregates as JSON"),
+    ] = None,
+) -> None:
+    """Run the scoring step over a file of events with no broker, in event time."""
+    import orjson
+
+    from churnstream.models.replay import parse_period
+    from churnstream.models.replay import replay as run_replay
+    from churnstream.models.scoring import ScoringContext
+    from churnstream.schemas.decoding import decode_event
+    from churnstream.schemas.errors import InvalidEvent
+
+    settings = build_settings()
+    if snapshots is not None and snapshot_every is None:
+        msg = "--snapshots needs --snapshot-every"
+        raise typer.BadParameter(msg)
+    period = parse_period(snapshot_every) if snapshot_every else None
+    events, invalid = [], 0
+    with input_file.open("rb") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                events.append(
+                    decode_event(
+                        line.rstrip(b"\n"),
+                        key=None,
+                        topic_type=None,
+                        max_bytes=settings.max_message_bytes,
+                        rating_labels=settings.rating_labels,
+                    )
+                )
+            except InvalidEvent as exc:
+                invalid += 1
+                typer.echo(f"{input_file}:{n}: skipped: {exc}", err=True)
+    alert_out = alerts.open("wb") if alerts else None
+    snap_out = snapshots.open("wb") if snapshots else None
+    try:
+        result = run_replay(
+            events,
+            ScoringContext(config=settings.health_settings()),
+            snapshot_every=period,
+            on_alert=(lambda a: alert_out.write(a.model_dump_json().encode() + b"\n"))
+            if alert_out
+            else None,
+            on_snapshot=(lambda s: snap_out.write(orjson.dumps(s) + b"\n")) if snap_out else None,
+        )
+    finally:
+        for out in (alert_out, snap_out):
+            if out is not None:
+                out.close()
+    if summary_out is not None:
+        summary_out.write_bytes(orjson.dumps(result.business.report(), option=orjson.OPT_INDENT_2))
+    typer.echo(
+        f"replayed {len(events) - result.duplicates - result.too_late} events for "
+        f"{len(result.records)} customers ({result.duplicates} repeated, {result.too_late} too "
+        f"late, {invalid} invalid); alerts: {len(result.alerts) if alert_out is None else 'written'}"
+    )
+
+
+@cli.command()
 def demo(
     customers: Annotated[
         int, typer.Option(envvar="CHURNSTREAM_DEMO_CUSTOMERS", help="simulated customers")

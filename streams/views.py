@@ -32,6 +32,13 @@ def register(wiring: Wiring) -> None:
         body = orjson.dumps(summary(record, wiring.context))
         return web.bytes(body, content_type="application/json")
 
+    @app.page("/metrics/summary")
+    async def metrics_summary(web: Any, request: Any) -> Any:
+        if not authorised(request):
+            return web.json({"error": "unauthorised"}, status=401)
+        body = orjson.dumps(wiring.business.report())
+        return web.bytes(body, content_type="application/json")
+
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
         body = generate_latest(wiring.metrics.registry)
