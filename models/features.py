@@ -2,9 +2,15 @@
 
 Every field merges commutatively, so the state after a set of events is the same however
 the five topics interleaved: earliest/latest times are min/max; active days and weeks are bit
-masks anchored at the latest event; ticket and survey "latest" values are last-writer-wins on
-`(ts, event_id)`; decayed activity is a `DecayedSum`. Windows are fixed (64 days, 8 weeks), so
-an event is only accepted within the lateness bound, which is shorter.
+masks anchored at the latest event of their own type; ticket and survey "latest" values are
+last-writer-wins on `(ts, event_id)`; decayed activity is a `DecayedSum`; tickets and
+subscription rows are pruned against the latest event of their own type.
+
+Every structure depends only on events of one type, and Kafka keeps the order of one
+customer's events within a topic, so however far the five topics drift apart while a worker
+catches up on a backlog, the state comes out the same. Windows are fixed (64 days, 8 weeks),
+so an event is only accepted within the lateness bound, which is shorter, behind the latest
+event of its type (`latest[type]`).
 
 `derive(state, now)` turns the state into the feature dict the health score and the churn
 model read. `now` is event time, passed in.
@@ -81,7 +87,12 @@ class Ticket:
 
     @classmethod
     def from_list(cls, v: list[Any]) -> Ticket:
-        return cls(v[0], v[1], v[2], (v[3][0], v[3][1]), v[4], v[5], (v[6][0], v[6][1]))
+        return cls(v[0], v[1], v[2], _at(v[3]), v[4], v[5], _at(v[6]))
+
+
+def _at(v: list[Any]) -> tuple[float, str]:
+    """A `(ts, event_id)` pair read back from JSON, where "never" (-inf) was written as null."""
+    return (float("-inf") if v[0] is None else v[0], v[1])
 
 
 @dataclass(slots=True)
@@ -101,13 +112,12 @@ class Survey:
 class FeatureState:
     first_ts: float | None = None
     last_ts: float | None = None
-    last_login: float | None = None
-    last_usage: float | None = None
-    anchor_day: int = 0  # day of last_ts; bit i of the masks is anchor_day - i
-    login_days: int = 0
+    latest: dict[str, float] = field(default_factory=dict)  # by event type
+    login_days: int = 0  # bit i: a login on day(latest login) - i
     usage: dict[str, DecayedSum] = field(default_factory=dict)  # by half-life name
     logins: dict[str, DecayedSum] = field(default_factory=dict)  # login days
     login_counts: dict[str, DecayedSum] = field(default_factory=dict)  # every login
+    # Index/bit i: the week of the latest usage event minus i.
     usage_weeks: list[float] = field(default_factory=lambda: [0.0] * USAGE_WEEKS)
     feature_weeks: dict[str, int] = field(default_factory=dict)
     tickets: dict[str, Ticket] = field(default_factory=dict)
@@ -118,39 +128,45 @@ class FeatureState:
 
     # -- updating --------------------------------------------------------------------------
 
-    def _advance(self, ts: float) -> None:
-        """Move the window anchors forward to the day of `ts` if it is the newest time."""
+    @property
+    def last_login(self) -> float | None:
+        return self.latest.get("login")
+
+    @property
+    def last_usage(self) -> float | None:
+        return self.latest.get("usage")
+
+    def _advance(self, kind: str, ts: float) -> tuple[int, int]:
+        """Record `ts` as seen; move `kind`'s window forward. Returns (days, weeks) back."""
         day = int(ts // DAY)
-        if self.last_ts is None:
-            self.anchor_day = day
-        elif day > self.anchor_day:
-            shift = day - self.anchor_day
-            self.login_days = (self.login_days << shift) & _mask(LOGIN_WINDOW_DAYS)
-            week_shift = day // WEEK_DAYS - self.anchor_day // WEEK_DAYS
-            if week_shift:
-                keep = max(0, USAGE_WEEKS - week_shift)
-                self.usage_weeks = [0.0] * min(week_shift, USAGE_WEEKS) + self.usage_weeks[:keep]
+        previous = self.latest.get(kind)
+        anchor = day if previous is None else max(day, int(previous // DAY))
+        if previous is not None and day > int(previous // DAY):
+            old = int(previous // DAY)
+            if kind == "login":
+                self.login_days = (self.login_days << (day - old)) & _mask(LOGIN_WINDOW_DAYS)
+            elif kind == "usage" and (shift := day // WEEK_DAYS - old // WEEK_DAYS):
+                keep = max(0, USAGE_WEEKS - shift)
+                self.usage_weeks = [0.0] * min(shift, USAGE_WEEKS) + self.usage_weeks[:keep]
                 self.feature_weeks = {
                     f: m
                     for f, m in (
-                        (f, (m << week_shift) & _mask(USAGE_WEEKS))
+                        (f, (m << shift) & _mask(USAGE_WEEKS))
                         for f, m in self.feature_weeks.items()
                     )
                     if m
                 }
-            self.anchor_day = day
+        self.latest[kind] = ts if previous is None else max(previous, ts)
         self.first_ts = ts if self.first_ts is None else min(self.first_ts, ts)
         self.last_ts = ts if self.last_ts is None else max(self.last_ts, ts)
+        return anchor - day, anchor // WEEK_DAYS - day // WEEK_DAYS
 
     def apply(self, event: Event) -> None:
         """Fold one event in. Commutative: any order of the same events gives the same state."""
         ts = event.ts.timestamp()
-        self._advance(ts)
+        days_back, weeks_back = self._advance(event.type, ts)
         day = int(ts // DAY)
-        days_back = self.anchor_day - day
-        weeks_back = self.anchor_day // WEEK_DAYS - day // WEEK_DAYS
         if isinstance(event, LoginEvent):
-            self.last_login = ts if self.last_login is None else max(self.last_login, ts)
             for name, h in HALF_LIVES.items():
                 self.login_counts[name] = self.login_counts.get(name, DecayedSum.empty()).add(
                     1.0, ts, h
@@ -163,7 +179,6 @@ class FeatureState:
                         1.0, day * DAY, h
                     )
         elif isinstance(event, UsageEvent):
-            self.last_usage = ts if self.last_usage is None else max(self.last_usage, ts)
             for name, h in HALF_LIVES.items():
                 self.usage[name] = self.usage.get(name, DecayedSum.empty()).add(
                     event.quantity, ts, h
@@ -179,7 +194,7 @@ class FeatureState:
             self._apply_survey(event, ts)
         elif isinstance(event, SubscriptionEvent):
             self._apply_subscription(event, ts)
-        self._prune()
+        self._prune(event.type)
 
     def _apply_ticket(self, e: TicketEvent, ts: float) -> None:
         t = self.tickets.setdefault(e.ticket_id, Ticket())
@@ -215,9 +230,17 @@ class FeatureState:
                 ts if self.customer_since is None else min(self.customer_since, ts)
             )
 
-    def _prune(self) -> None:
-        assert self.last_ts is not None  # noqa: S101 - set by _advance
-        horizon = self.last_ts - TICKET_KEEP
+    def _prune(self, kind: str) -> None:
+        if kind == "ticket":
+            self._prune_tickets(self.latest["ticket"] - TICKET_KEEP)
+        elif kind == "subscription":
+            # Keep the subscription rows of the last 120 days and the one before them.
+            cut = self.latest["subscription"] - SUBSCRIPTION_KEEP
+            older = [i for i, r in enumerate(self.subscriptions) if r[0] < cut]
+            if len(older) > 1:
+                del self.subscriptions[: older[-1]]
+
+    def _prune_tickets(self, horizon: float) -> None:
         stale = [
             k for k, t in self.tickets.items() if t.status in CLOSED and t.status_at[0] < horizon
         ]
@@ -230,11 +253,6 @@ class FeatureState:
             )
             for k in by_age[: len(self.tickets) - MAX_TICKETS]:
                 del self.tickets[k]
-        # Keep the subscription rows of the last 120 days and the one before them.
-        cut = self.last_ts - SUBSCRIPTION_KEEP
-        older = [i for i, r in enumerate(self.subscriptions) if r[0] < cut]
-        if len(older) > 1:
-            del self.subscriptions[: older[-1]]
 
     # -- serialisation ---------------------------------------------------------------------
 
@@ -242,9 +260,7 @@ class FeatureState:
         return {
             "first_ts": self.first_ts,
             "last_ts": self.last_ts,
-            "last_login": self.last_login,
-            "last_usage": self.last_usage,
-            "anchor_day": self.anchor_day,
+            "latest": self.latest,
             "login_days": self.login_days,
             "usage": {k: v.log_total for k, v in self.usage.items()},
             "logins": {k: v.log_total for k, v in self.logins.items()},
@@ -265,9 +281,7 @@ class FeatureState:
         return cls(
             first_ts=d["first_ts"],
             last_ts=d["last_ts"],
-            last_login=d["last_login"],
-            last_usage=d["last_usage"],
-            anchor_day=d["anchor_day"],
+            latest=dict(d["latest"]),
             login_days=d["login_days"],
             usage={k: DecayedSum(v) for k, v in d["usage"].items()},
             logins={k: DecayedSum(v) for k, v in d["logins"].items()},
@@ -303,7 +317,10 @@ def _bits(mask: int, first: int, last: int) -> int:
 def derive(s: FeatureState, now: float) -> dict[str, float]:
     """The feature dict at event time `now` (>= the state's events). Absent data: no key."""
     f: dict[str, float] = {}
-    day_offset = int(now // DAY) - s.anchor_day  # whole days since the anchor
+    now_day = int(now // DAY)
+    login_anchor = int(s.latest.get("login", now) // DAY)
+    usage_anchor = int(s.latest.get("usage", now) // DAY)
+    day_offset = now_day - login_anchor  # whole days since the login mask's anchor
     if s.last_login is not None:
         f["days_since_login"] = min(365.0, (now - s.last_login) / DAY)
     if s.last_usage is not None:
@@ -322,7 +339,7 @@ def derive(s: FeatureState, now: float) -> dict[str, float]:
     f["active_days_30d"] = (
         float(_bits(s.login_days, 0, max(0, 29 - day_offset))) if day_offset < 30 else 0.0
     )
-    week_offset = int(now // DAY) // WEEK_DAYS - s.anchor_day // WEEK_DAYS
+    week_offset = now_day // WEEK_DAYS - usage_anchor // WEEK_DAYS
     recent = sum(s.usage_weeks[max(0, 0 - week_offset) : max(0, 4 - week_offset)])
     prior = sum(s.usage_weeks[max(0, 4 - week_offset) : max(0, 8 - week_offset)])
     f["usage_trend"] = max(-1.0, min(3.0, (recent - prior) / (prior + 1.0)))
@@ -336,24 +353,28 @@ def derive(s: FeatureState, now: float) -> dict[str, float]:
         if _bits(m, max(0, 4 - week_offset), max(0, 7 - week_offset))
     )
     f["breadth_trend"] = f["breadth_30d"] - prior_breadth
-    open_t = [t for t in s.tickets.values() if t.status not in CLOSED]
+    # Resolved tickets count for 30 days (the state prunes them on its next ticket event).
+    tickets = [
+        t
+        for t in s.tickets.values()
+        if t.status not in CLOSED or t.status_at[0] >= now - TICKET_KEEP
+    ]
+    open_t = [t for t in tickets if t.status not in CLOSED]
     f["open_tickets"] = float(len(open_t))
     f["urgent_open_tickets"] = float(sum(1 for t in open_t if t.priority >= 2))
-    f["reopens_30d"] = float(sum(t.reopens for t in s.tickets.values()))
+    f["reopens_30d"] = float(sum(t.reopens for t in tickets))
     f["tickets_30d"] = float(
-        sum(1 for t in s.tickets.values() if t.opened is not None and t.opened >= now - 30 * DAY)
+        sum(1 for t in tickets if t.opened is not None and t.opened >= now - 30 * DAY)
     )
     resolved = [
-        t.status_at[0] - t.opened
-        for t in s.tickets.values()
-        if t.status in CLOSED and t.opened is not None
+        t.status_at[0] - t.opened for t in tickets if t.status in CLOSED and t.opened is not None
     ]
     if resolved:
         f["resolution_days"] = sum(resolved) / len(resolved) / DAY
     oldest_open = [now - t.opened for t in open_t if t.opened is not None]
     if oldest_open:
         f["oldest_open_ticket_days"] = max(oldest_open) / DAY
-    sentiments = [t.sentiment for t in s.tickets.values() if t.sentiment is not None]
+    sentiments = [t.sentiment for t in tickets if t.sentiment is not None]
     if sentiments:
         f["ticket_sentiment"] = sum(sentiments) / len(sentiments)
     for kind, sv in s.surveys.items():

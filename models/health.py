@@ -65,7 +65,12 @@ class HealthConfig(BaseModel):
     score_drop_points: float = Field(default=15.0, gt=0, description="a fall this large in 7 days")
     churn_threshold: float = Field(default=0.5, gt=0, lt=1)
     alert_cooldown_hours: float = Field(default=72.0, ge=0)
-    lateness_days: float = Field(default=7.0, gt=0, le=30, description="older events dead-letter")
+    lateness_days: float = Field(
+        default=7.0,
+        gt=0,
+        le=30,
+        description="events older than this behind the latest of their type dead-letter",
+    )
     margin: float = Field(default=0.8, gt=0, le=1, description="gross margin for lifetime value")
     annual_discount_rate: float = Field(default=0.10, ge=0, lt=1)
 

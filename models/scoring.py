@@ -158,14 +158,16 @@ def step(
     if digest in record.recent_ids:
         return Outcome("duplicate")
     ts = event.ts.timestamp()
-    latest = record.features.last_ts
+    # Behind the latest event of the same type: Kafka orders one customer's events within a
+    # topic, so the verdict does not depend on how far the five topics drifted apart.
+    latest = record.features.latest.get(event.type)
     bound = ctx.config.lateness_days * DAY
     if latest is not None and ts < latest - bound:
         behind = (latest - ts) / DAY
         return Outcome(
             "too_late",
-            reason=f"event time is {behind:.1f} days behind the customer's latest "
-            f"({ctx.config.lateness_days:g}-day bound)",
+            reason=f"event time is {behind:.1f} days behind the customer's latest {event.type} "
+            f"event ({ctx.config.lateness_days:g}-day bound)",
         )
     record.recent_ids = [*record.recent_ids[-(RECENT_IDS - 1) :], digest]
     record.counts[event.type] = record.counts.get(event.type, 0) + 1

@@ -77,6 +77,8 @@ def create_app(
         "broker_credentials": _credentials(settings),
         "store": settings.store,
         "datadir": str(settings.data_dir),
+        "broker_session_timeout": settings.broker_session_timeout,
+        "broker_heartbeat_interval": min(3.0, settings.broker_session_timeout / 3),
         "topic_partitions": settings.topic_partitions,
         "topic_replication_factor": settings.topic_replication,
         "web_host": settings.web_host,

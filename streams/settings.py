@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     web_port: int = Field(default=6066, ge=1, le=65535, description="HTTP API and /metrics port")
     data_dir: Path = Field(default=Path("var/churnstream"), description="local state (RocksDB)")
     store: str = Field(default="rocksdb://", description="Faust table store URL, memory:// too")
+    broker_session_timeout: float = Field(
+        default=30.0,
+        ge=6,
+        le=300,
+        description="seconds a silent worker keeps its partitions; lower fails over faster",
+    )
     max_message_bytes: int = Field(default=256 * 1024, ge=1024, description="larger is invalid")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     rating_labels: dict[str, dict[str, float]] = Field(

@@ -28,6 +28,8 @@ def register(wiring: Wiring) -> None:
         raw = table.get(customer_id.encode())
         if raw is None:
             return web.json({"error": f"unknown customer {customer_id}"}, status=404)
+        if request.query.get("raw") == "1":  # the stored record, for operators and tests
+            return web.bytes(raw, content_type="application/json")
         record = CustomerRecord.from_dict(orjson.loads(raw))
         body = orjson.dumps(summary(record, wiring.context))
         return web.bytes(body, content_type="application/json")

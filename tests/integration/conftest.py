@@ -49,6 +49,7 @@ def make_settings(broker: str, tmp_path: Path) -> Callable[..., Settings]:
             "topic_partitions": 4,
             "data_dir": tmp_path / "data",
             "web_port": free_port(),
+            "broker_session_timeout": 8.0,  # a killed worker's partitions move on quickly
         }
         base.update(overrides)
         return Settings(**base)  # type: ignore[arg-type]

@@ -1,0 +1,146 @@
+"""The scorer on the real broker: same state as a replay, alerts, crash and restart."""
+
+from __future__ import annotations
+
+import random
+import time
+from datetime import datetime, timedelta
+from itertools import groupby
+
+from churnstream.models.replay import replay
+from churnstream.schemas.events import parse_event_dict
+from churnstream.schemas.records import RiskChange
+from churnstream.streams.producing import produce_events
+from churnstream.streams.simulation import simulate
+from compare import live_records, state_differences
+from harness import http_json, read_topic, wait_for
+
+CUSTOMERS, DAYS, SEED = 100, 120, 21
+
+
+def stream() -> list[dict]:  # type: ignore[type-arg]
+    return list(simulate(customers=CUSTOMERS, days=DAYS, seed=SEED))
+
+
+def first_ts(events: list[dict], action: str) -> dict[str, datetime]:  # type: ignore[type-arg]
+    out: dict[str, datetime] = {}
+    for e in events:
+        if e["type"] == "subscription" and e["action"] == action:
+            out.setdefault(e["customer_id"], datetime.fromisoformat(e["ts"]))
+    return out
+
+
+def wait_all_applied(url: str, expected, timeout: float = 300) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    ids = sorted(expected.records)
+    want = {cid: r.counts for cid, r in expected.records.items()}
+
+    def done():  # type: ignore[no-untyped-def]
+        live = live_records(url, ids)
+        return live if all(live.get(c, {}).get("counts") == want[c] for c in ids) else None
+
+    return wait_for(done, timeout, "every event to be applied", every=2)  # type: ignore[no-any-return]
+
+
+def test_a_backlog_read_across_five_drifting_topics_ends_in_the_replay_state(  # type: ignore[no-untyped-def]
+    settings, start_worker
+) -> None:
+    """All events produced at once: the worker reads the topics at different speeds (logins
+    run weeks ahead of usage), and still ends with the replay's state for every customer."""
+    events = stream()
+    expected = replay([parse_event_dict(e) for e in events])
+    worker = start_worker(settings)
+    produce_events(settings, events)
+    live = wait_all_applied(worker.url, expected)
+    assert state_differences(live, expected) == []
+    assert worker.metric("churnstream_events_invalid_total") == 0
+
+    status, summary = http_json(f"{worker.url}/metrics/summary")
+    assert status == 200 and summary["customers"] == CUSTOMERS
+    assert summary["nps_answers"] + summary["csat_answers"] > 0
+
+
+def produce_live(settings, worker, events: list[dict]) -> None:  # type: ignore[no-untyped-def,type-arg]
+    """Produce a simulated day at a time, each once the worker has caught up: the stream as
+    it arrives in production, where the five topics stay within moments of each other."""
+    sent = 0
+    for _, day in groupby(events, key=lambda e: e["ts"][:10]):
+        sent += produce_events(settings, day)
+        wait_for(
+            lambda n=sent: worker.metric("churnstream_events_processed_total") >= n,
+            60,
+            f"the worker to catch up with {sent} events",
+            every=0.02,
+        )
+
+
+def test_a_live_stream_warns_of_drifting_customers_like_the_replay(settings, start_worker) -> None:  # type: ignore[no-untyped-def]
+    events = stream()
+    expected = replay([parse_event_dict(e) for e in events])
+    worker = start_worker(settings)
+    produce_live(settings, worker, events)
+    assert state_differences(live_records(worker.url, sorted(expected.records)), expected) == []
+
+    records = read_topic(settings, settings.topic("risk-changes"), expect=len(expected.alerts))
+    alerts = [RiskChange.model_validate_json(r.value) for r in records]
+    assert all(r.key.decode() == a.customer_id for r, a in zip(records, alerts, strict=True))
+    # No alert id is published twice with different content.
+    by_id: dict[str, RiskChange] = {}
+    for a in alerts:
+        assert by_id.setdefault(a.alert_id, a) == a
+
+    # Within a day the topics interleave differently than in time, so a few alerts may move;
+    # the customers alerted, and why, are the replay's.
+    def kinds(xs: list[RiskChange]) -> set[tuple[str, str, str]]:
+        return {(a.customer_id, a.kind, a.band) for a in xs}
+
+    same = kinds(alerts) & kinds(expected.alerts)
+    assert len(same) >= 0.9 * len(kinds(expected.alerts) | kinds(alerts)), kinds(alerts) ^ kinds(
+        expected.alerts
+    )
+    # Paying customers who drift away are warned before they cancel (a trial that lapses after
+    # two weeks, or a customer gone within a month, leaves too little history to judge);
+    # most customers who stay are left alone.
+    started = first_ts(events, "started")
+    cancelled = first_ts(events, "cancelled")
+    drifting = {
+        c: t for c, t in cancelled.items() if c in started and t - started[c] >= timedelta(days=35)
+    }
+    order = {"green": 0, "yellow": 1, "red": 2}
+    worsening = [
+        a
+        for a in alerts
+        if a.kind == "score_drop"
+        or (a.kind == "band_change" and a.previous_band and order[a.band] > order[a.previous_band])
+    ]
+    warned = {a.customer_id for a in worsening if a.ts < drifting.get(a.customer_id, a.ts)}
+    assert len(drifting) >= 10 and len(warned) >= 0.6 * len(drifting), (warned, drifting)
+    stayed = set(expected.records) - set(cancelled)
+    false_alarms = {a.customer_id for a in worsening} & stayed
+    assert len(false_alarms) <= 0.15 * len(stayed), (false_alarms, len(stayed))
+
+
+def test_sigkill_mid_stream_and_restart_ends_in_the_uninterrupted_state(
+    settings, start_worker
+) -> None:  # type: ignore[no-untyped-def]
+    events = stream()
+    expected = replay([parse_event_dict(e) for e in events])
+    worker = start_worker(settings, name="victim")
+    produce_events(settings, events)
+    rng = random.Random(5)
+    done = 0.0  # events processed by the workers killed so far (some will be redelivered)
+    for kill in range(2):
+        target = rng.uniform(0.2, 0.6) * (len(events) - done)
+        victim = worker
+
+        def progressed(victim=victim, target=target) -> bool:  # type: ignore[no-untyped-def]
+            return victim.proc.poll() is not None or (  # type: ignore[union-attr]
+                victim.metric("churnstream_events_processed_total") >= target
+            )
+
+        wait_for(progressed, 300, "progress before the kill", every=0.05)
+        done += victim.metric("churnstream_events_processed_total")
+        victim.kill()
+        time.sleep(0.5)
+        worker = start_worker(settings, name=f"restart{kill + 1}")
+    live = wait_all_applied(worker.url, expected)
+    assert state_differences(live, expected) == []
