@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
@@ -215,3 +216,10 @@ def test_record_round_trips() -> None:
     step(rec, _event(1, t, "subscription", action="started", plan="growth", mrr=300), None, ctx)
     step(rec, _event(2, t, "ticket", ticket_id="x", status="opened", body="broken"), None, ctx)
     assert CustomerRecord.from_dict(rec.to_dict()).to_dict() == rec.to_dict()
+
+
+def test_the_shipped_health_yaml_lists_every_key_with_its_default() -> None:
+    path = Path(__file__).resolve().parents[2] / "deploy" / "health.yaml"
+    listed = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert set(listed) == set(HealthConfig.model_fields)
+    assert HealthConfig.from_yaml(path) == HealthConfig()
