@@ -68,6 +68,62 @@ def worker(
     Worker(wiring.app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
 
 
+@cli.command("slack-relay")
+def slack_relay(
+    broker: BrokerOpt = None,
+    topic_prefix: PrefixOpt = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(envvar="CHURNSTREAM_RELAY_METRICS_PORT", help="relay /metrics port (0: none)"),
+    ] = None,
+) -> None:
+    """Post risk-change alerts to Slack (CHURNSTREAM_SLACK_WEBHOOK_URL), or print them."""
+    import signal
+
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from churnstream.streams.metrics import RelayMetrics
+    from churnstream.streams.slack_relay import (
+        PostedJournal,
+        SlackRelay,
+        WebhookPoster,
+        dead_letter_sender,
+        run_relay,
+    )
+
+    settings = build_settings(
+        broker=broker, topic_prefix=topic_prefix, relay_metrics_port=metrics_port
+    )
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="[%(asctime)s] [%(levelname)s] %(message)s"
+    )
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    logging.getLogger("slack_sdk").setLevel(logging.WARNING)  # its debug lines name the URL
+    registry = CollectorRegistry()
+    metrics = RelayMetrics.create(registry)
+    if settings.relay_metrics_port:
+        start_http_server(settings.relay_metrics_port, addr=settings.web_host, registry=registry)
+    producer, send = dead_letter_sender(settings)
+    journal = PostedJournal(settings.relay_journal)
+    relay = SlackRelay(settings, WebhookPoster(), journal, metrics, send, echo=_echo)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: relay.stopping.set())
+    mode = (
+        "console" if settings.slack_webhook_url is None and not settings.slack_routes else "Slack"
+    )
+    logging.getLogger(__name__).info("slack relay: %s -> %s", settings.topic("risk-changes"), mode)
+    try:
+        run_relay(settings, relay)
+    finally:
+        journal.close()
+        producer.close()
+
+
+def _echo(line: str) -> None:
+    typer.echo(line)
+    sys.stdout.flush()
+
+
 @topics_cli.command("create")
 def topics_create(broker: BrokerOpt = None, topic_prefix: PrefixOpt = None) -> None:
     """Create the event, output and internal topics (existing ones are kept)."""

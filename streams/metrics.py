@@ -79,3 +79,56 @@ class WorkerMetrics:
                 registry=registry,
             ),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class RelayMetrics:
+    """The Slack relay's own metrics (served on `relay_metrics_port`)."""
+
+    registry: CollectorRegistry
+    consumed: Counter
+    posted: Counter
+    retries: Counter
+    failed: Counter
+    skipped: Counter
+    post_seconds: Histogram
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry, prefix: str = "churnstream_relay") -> RelayMetrics:
+        def name(n: str) -> str:
+            return f"{prefix}_{n}"
+
+        return cls(
+            registry=registry,
+            consumed=Counter(name("alerts_consumed"), "Alerts read", registry=registry),
+            posted=Counter(
+                name("alerts_posted"),
+                "Alerts Slack accepted (or printed), by route",
+                ["route"],
+                registry=registry,
+            ),
+            retries=Counter(
+                name("retries"),
+                "Attempts that will be repeated: rate_limited, server_error, network, rejected",
+                ["reason"],
+                registry=registry,
+            ),
+            failed=Counter(
+                name("alerts_failed"),
+                "Alerts given up on and dead-lettered, by reason",
+                ["reason"],
+                registry=registry,
+            ),
+            skipped=Counter(
+                name("alerts_skipped"),
+                "Alerts not posted: duplicate (posted before) or below_severity",
+                ["reason"],
+                registry=registry,
+            ),
+            post_seconds=Histogram(
+                name("post_seconds"),
+                "Time of one webhook request",
+                buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+                registry=registry,
+            ),
+        )

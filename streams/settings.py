@@ -12,13 +12,25 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from churnstream.models.health import HealthConfig
 from churnstream.schemas.events import DEFAULT_RATING_LABELS, EVENT_TYPES
 
 OUTPUT_TOPICS = ("risk-changes", "dead-letter")
+Severity = Literal["info", "warning", "critical"]
+
+
+class SlackRoute(BaseModel):
+    """Alerts of these bands / segments / kinds (empty: any) go to `webhook_url`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    webhook_url: SecretStr
+    bands: list[Literal["green", "yellow", "red"]] = Field(default_factory=list)
+    segments: list[str] = Field(default_factory=list, description="behaviour or size segment")
+    kinds: list[str] = Field(default_factory=list)
 
 
 class Settings(BaseSettings):
@@ -69,6 +81,32 @@ class Settings(BaseSettings):
     broker_sasl_username: str | None = None
     broker_sasl_password: SecretStr | None = None
     broker_ssl_cafile: Path | None = None
+
+    # -- the Slack relay ---------------------------------------------------------------------
+    slack_webhook_url: SecretStr | None = Field(
+        default=None, description="Slack incoming webhook; unset: print alerts to the console"
+    )
+    slack_routes: list[SlackRoute] = Field(
+        default_factory=list,
+        description="alerts matching a route go to its webhook instead (first match wins)",
+    )
+    slack_min_severity: Severity = Field(
+        default="info", description="alerts below this severity are not posted"
+    )
+    slack_crm_url: str | None = Field(
+        default=None,
+        description="link to a customer in the CRM, {customer_id} filled in",
+        examples=["https://acme.my.salesforce.com/lightning/r/Account/{customer_id}/view"],
+    )
+    slack_max_rejections: int = Field(
+        default=3, ge=1, description="Slack 4xx answers before an alert is dead-lettered"
+    )
+    relay_group: str = Field(default="churnstream-slack-relay", description="consumer group")
+    relay_metrics_port: int = Field(default=6067, ge=0, le=65535, description="0: no /metrics")
+    relay_journal: Path = Field(
+        default=Path("var/slack-relay/posted.sqlite3"),
+        description="alert ids already posted, so a restart does not post them twice",
+    )
 
     def health_settings(self) -> HealthConfig:
         """The health configuration: the YAML file when one is named, else `health`."""
