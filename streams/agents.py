@@ -53,7 +53,9 @@ def load_record(wiring: Wiring, customer_id: str) -> CustomerRecord:
 
 
 def store_record(wiring: Wiring, record: CustomerRecord) -> None:
-    wiring.state[record.customer_id.encode()] = orjson.dumps(record.to_dict())
+    raw = orjson.dumps(record.to_dict())
+    wiring.state[record.customer_id.encode()] = raw
+    wiring.state_sizes[record.customer_id] = len(raw)
 
 
 async def send_dead_letter(wiring: Wiring, message: Any, code: str, reason: str) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import faust
@@ -29,6 +29,7 @@ class Wiring:
     metrics: WorkerMetrics
     context: ScoringContext
     business: BusinessMetrics
+    state_sizes: dict[str, int] = field(default_factory=dict)  # customer -> bytes stored
 
 
 def _credentials(settings: Settings) -> Any:
@@ -121,8 +122,9 @@ def create_app(
         business=BusinessMetrics(),
     )
     # Imported here: both modules register against this app's wiring.
-    from churnstream.streams import agents, views
+    from churnstream.streams import agents, gauges, views
 
     agents.register(wiring)
     views.register(wiring)
+    gauges.register(wiring)
     return wiring

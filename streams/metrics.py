@@ -12,10 +12,26 @@ No customer ids in label values: labels are event types, reasons, kinds and band
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+# Customer-success aggregates (this worker's customers; monthly ones for the latest month).
+BUSINESS_GAUGES = {
+    "csat": "CSAT: share of answers 4 or 5, 0-1",
+    "nps": "Net promoter score, -100 to 100",
+    "trial_conversion_rate": "Trials that became paying, 0-1",
+    "average_lifetime_value": "Average customer lifetime value",
+    "logo_churn_rate": "Customers lost this month over those at its start",
+    "retention_rate": "1 - logo churn rate, this month",
+    "gross_revenue_retention": "GRR this month: (start MRR - churn - contraction) / start MRR",
+    "net_revenue_retention": "NRR this month: GRR plus expansion",
+    "expansion_mrr": "MRR gained from upgrades this month",
+    "churned_mrr": "MRR lost to cancellations this month",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +44,36 @@ class WorkerMetrics:
     processing_seconds: Histogram
     dead_letters: Counter
     alerts: Counter
+    consumer_lag: Gauge
+    state_customers: Gauge
+    state_bytes: Gauge
+    customers_by_band: Gauge
+    customers_by_segment: Gauge
+    business: dict[str, Gauge]
+
+    def observe_business(self, report: dict[str, Any]) -> None:
+        """Set the customer-success gauges from `BusinessMetrics.report()`."""
+        for band in ("green", "yellow", "red"):
+            self.customers_by_band.labels(band=band).set(report["bands"].get(band, 0))
+        for segment, n in report["segments"].items():
+            self.customers_by_segment.labels(segment=segment).set(n)
+        months = report["months"]
+        month = months[max(months)] if months else {}
+        values = {
+            "csat": report["csat"],
+            "nps": report["nps"],
+            "trial_conversion_rate": report["trial_conversion_rate"],
+            "average_lifetime_value": report["average_lifetime_value"],
+            "logo_churn_rate": month.get("logo_churn_rate"),
+            "retention_rate": month.get("retention_rate"),
+            "gross_revenue_retention": month.get("gross_revenue_retention"),
+            "net_revenue_retention": month.get("net_revenue_retention"),
+            "expansion_mrr": month.get("expansion_mrr"),
+            "churned_mrr": month.get("churned_mrr"),
+        }
+        for key, value in values.items():
+            if value is not None:
+                self.business[key].set(value)
 
     @classmethod
     def create(cls, registry: CollectorRegistry, prefix: str = "churnstream") -> WorkerMetrics:
@@ -78,6 +124,35 @@ class WorkerMetrics:
                 ["kind"],
                 registry=registry,
             ),
+            consumer_lag=Gauge(
+                name("consumer_lag_messages"),
+                "Messages behind the end of the assigned event partitions, by type",
+                ["type"],
+                registry=registry,
+            ),
+            state_customers=Gauge(
+                name("state_customers"),
+                "Customer records this worker wrote since it started",
+                registry=registry,
+            ),
+            state_bytes=Gauge(
+                name("state_bytes"),
+                "Bytes of those customer records (encoded, as stored)",
+                registry=registry,
+            ),
+            customers_by_band=Gauge(
+                name("customers"), "Customers by health band", ["band"], registry=registry
+            ),
+            customers_by_segment=Gauge(
+                name("segment_customers"),
+                "Customers by behaviour/size segment",
+                ["segment"],
+                registry=registry,
+            ),
+            business={
+                key: Gauge(name(key), help_text, registry=registry)
+                for key, help_text in BUSINESS_GAUGES.items()
+            },
         )
 
 

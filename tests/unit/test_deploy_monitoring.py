@@ -1,0 +1,89 @@
+"""The Prometheus rules and the Grafana dashboard name only metrics churnstream exports."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from prometheus_client import CollectorRegistry
+
+from churnstream.streams.metrics import RelayMetrics, WorkerMetrics
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+METRIC = re.compile(r"\b(churnstream_[a-z0-9_]+)")
+
+
+def exported() -> set[str]:
+    """Every sample name the worker and the relay can expose (with _total, _bucket, ...)."""
+    registry = CollectorRegistry()
+    WorkerMetrics.create(registry)
+    RelayMetrics.create(registry)
+    names = set()
+    for family in registry.collect():
+        names.add(family.name)
+        kind_suffixes = {
+            "counter": ["_total", "_created"],
+            "histogram": ["_bucket", "_sum", "_count", "_created"],
+        }.get(family.type, [])
+        names.update(family.name + s for s in kind_suffixes)
+    return names
+
+
+def dashboard_queries() -> list[tuple[str, str]]:
+    dash = json.loads((DEPLOY / "grafana" / "dashboards" / "churnstream.json").read_text())
+    return [
+        (panel["title"], target["expr"])
+        for panel in dash["panels"]
+        if panel["type"] != "row"
+        for target in panel["targets"]
+    ]
+
+
+def test_every_dashboard_query_names_exported_metrics() -> None:
+    queries = dashboard_queries()
+    assert len(queries) >= 20
+    known = exported()
+    for title, expr in queries:
+        names = set(METRIC.findall(expr))
+        assert names, f"{title}: no churnstream metric in {expr}"
+        assert names <= known, f"{title}: unknown {names - known}"
+
+
+def test_every_rule_names_exported_metrics() -> None:
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "rules.yml").read_text())
+    known = exported()
+    exprs = [r["expr"] for g in rules["groups"] for r in g["rules"]]
+    for expr in exprs:
+        assert set(METRIC.findall(expr)) <= known, expr
+
+
+def test_no_metric_label_could_carry_a_customer_id() -> None:
+    registry = CollectorRegistry()
+    WorkerMetrics.create(registry)
+    RelayMetrics.create(registry)
+    for collector in list(registry._collector_to_names):
+        labels = getattr(collector, "_labelnames", ())
+        assert not {"customer", "customer_id", "user_id"} & set(labels)
+
+
+def promtool(*args: str) -> subprocess.CompletedProcess[str]:
+    tool = shutil.which("promtool")
+    if tool is None:
+        pytest.fail("promtool is missing: `make test` installs Debian's prometheus package")
+    return subprocess.run([tool, *args], capture_output=True, text=True, check=False)
+
+
+def test_prometheus_config_and_rules_pass_promtool() -> None:
+    done = promtool("check", "config", str(DEPLOY / "prometheus" / "prometheus.yml"))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_alert_rules_unit_tests_pass() -> None:
+    done = promtool("test", "rules", str(DEPLOY / "prometheus" / "tests" / "rules_test.yml"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS" in done.stdout
