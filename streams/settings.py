@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from churnstream.models.health import HealthConfig
@@ -107,6 +107,17 @@ class Settings(BaseSettings):
         default=Path("var/slack-relay/posted.sqlite3"),
         description="alert ids already posted, so a restart does not post them twice",
     )
+
+    @model_validator(mode="after")
+    def _token_beyond_loopback(self) -> Settings:
+        loopback = self.web_host in ("localhost", "::1") or self.web_host.startswith("127.")
+        if not loopback and self.api_token is None:
+            msg = (
+                f"the HTTP API would listen on {self.web_host}, beyond this machine: "
+                "set CHURNSTREAM_API_TOKEN (clients send Authorization: Bearer <token>)"
+            )
+            raise ValueError(msg)
+        return self
 
     def health_settings(self) -> HealthConfig:
         """The health configuration: the YAML file when one is named, else `health`."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
 import orjson
@@ -18,7 +19,8 @@ def register(wiring: Wiring) -> None:
         token = wiring.settings.api_token
         if token is None:
             return True
-        return bool(request.headers.get("Authorization") == f"Bearer {token.get_secret_value()}")
+        given = request.headers.get("Authorization", "").encode()
+        return hmac.compare_digest(given, f"Bearer {token.get_secret_value()}".encode())
 
     @app.page("/customers/{customer_id}")
     @app.table_route(table=table, match_info="customer_id")

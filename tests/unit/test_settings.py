@@ -43,3 +43,10 @@ def test_sasl_options_pass_through() -> None:
         "sasl_plain_username": "u",
         "sasl_plain_password": "p",
     }
+
+
+def test_the_api_beyond_loopback_needs_a_token() -> None:
+    with pytest.raises(ValidationError, match="CHURNSTREAM_API_TOKEN"):
+        Settings(web_host="0.0.0.0")  # noqa: S104
+    assert Settings(web_host="0.0.0.0", api_token="s3cret").web_host == "0.0.0.0"  # noqa: S104
+    assert Settings(web_host="127.0.0.2").api_token is None
