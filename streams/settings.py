@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from churnstream.models.health import HealthConfig
@@ -107,6 +107,12 @@ class Settings(BaseSettings):
         default=Path("var/slack-relay/posted.sqlite3"),
         description="alert ids already posted, so a restart does not post them twice",
     )
+
+    @field_validator("slack_webhook_url", "slack_crm_url", "api_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """`VAR=` (as compose and Kubernetes secrets write it) means not set."""
+        return None if value == "" else value
 
     @model_validator(mode="after")
     def _token_beyond_loopback(self) -> Settings:

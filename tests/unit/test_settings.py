@@ -50,3 +50,10 @@ def test_the_api_beyond_loopback_needs_a_token() -> None:
         Settings(web_host="0.0.0.0")  # noqa: S104
     assert Settings(web_host="0.0.0.0", api_token="s3cret").web_host == "0.0.0.0"  # noqa: S104
     assert Settings(web_host="127.0.0.2").api_token is None
+
+
+def test_an_empty_variable_means_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHURNSTREAM_SLACK_WEBHOOK_URL", "")
+    monkeypatch.setenv("CHURNSTREAM_SLACK_CRM_URL", "")
+    s = Settings()
+    assert s.slack_webhook_url is None and s.slack_crm_url is None
