@@ -269,7 +269,7 @@ def demo(
     ] = 2000,
     days: Annotated[
         int, typer.Option(envvar="CHURNSTREAM_DEMO_DAYS", help="days of event time")
-    ] = 120,
+    ] = 90,
     seed: Annotated[int, typer.Option(envvar="CHURNSTREAM_DEMO_SEED", help="random seed")] = 7,
     keep_broker: Annotated[
         bool, typer.Option(envvar="CHURNSTREAM_KEEP_BROKER", help="leave the broker running")
