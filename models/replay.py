@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from churnstream.models.business import BusinessMetrics
+from churnstream.models.learning import ChurnLearner
 from churnstream.models.scoring import CustomerRecord, ScoringContext, step, tally, view
 from churnstream.schemas.events import Event
 from churnstream.schemas.records import RiskChange
@@ -77,10 +78,17 @@ def replay(
     snapshot_every: float | None = None,
     on_alert: Callable[[RiskChange], None] | None = None,
     on_snapshot: Callable[[dict[str, Any]], None] | None = None,
+    learner: ChurnLearner | None = None,
 ) -> ReplayResult:
     """Apply `events` in (ts, event_id) order. Alerts and snapshots are collected, or passed
-    to the callbacks when given (to stream them to files without holding them)."""
+    to the callbacks when given (to stream them to files without holding them).
+
+    With a `learner`, the churn model learns as the live system does: from feature snapshots
+    whose labels have matured by each event's time, and scores with what it learned so far.
+    """
     ctx = ctx or ScoringContext()
+    if learner is not None:
+        ctx.churn = learner.predictor()
     result = ReplayResult()
     ordered = sorted(events, key=lambda e: (e.ts, e.event_id))
     seen: set[str] = set()
@@ -113,4 +121,10 @@ def replay(
         tally(result.business, record, event, outcome, ctx)
         for alert in outcome.alerts:
             (on_alert or result.alerts.append)(alert)
+        if learner is not None:
+            if outcome.snapshot is not None:
+                learner.snapshot(outcome.snapshot)
+            if outcome.cancelled_at is not None:
+                learner.cancelled(event.customer_id, outcome.cancelled_at)
+            learner.advance(ts)
     return result

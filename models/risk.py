@@ -31,6 +31,7 @@ class RiskState:
     history: list[list[float]] = field(default_factory=list)  # [day, last score that day]
     last_alert: dict[str, list[float]] = field(default_factory=dict)  # kind -> [ts, severity]
     peer_day: int = -1  # last day this customer was counted in the peer baseline
+    snapshot_at: float | None = None  # event time of the last feature snapshot for learning
 
     def record(self, now: float, score: float) -> None:
         day = float(int(now // DAY))
@@ -63,6 +64,7 @@ class RiskState:
             "history": self.history,
             "last_alert": self.last_alert,
             "peer_day": self.peer_day,
+            "snapshot_at": self.snapshot_at,
         }
 
     @classmethod
@@ -76,6 +78,7 @@ class RiskState:
             history=[list(h) for h in d["history"]],
             last_alert=dict(d["last_alert"]),
             peer_day=d["peer_day"],
+            snapshot_at=d.get("snapshot_at"),
         )
 
 
@@ -143,6 +146,7 @@ def assess(
         candidates.append(("score_drop", week_ago - hs.score))
     if (
         a.churn_probability is not None
+        and a.model_version not in (None, "prior")  # the base rate alone never alerts
         and a.churn_probability >= config.churn_threshold
         and (previous_prob is None or previous_prob < config.churn_threshold)
     ):

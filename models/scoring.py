@@ -27,6 +27,7 @@ from churnstream.models.business import BusinessMetrics
 from churnstream.models.delivery import AppliedOffsets
 from churnstream.models.features import FeatureState, current_plan, derive
 from churnstream.models.health import HealthConfig, HealthScore, health_score
+from churnstream.models.labels import Snapshot
 from churnstream.models.peers import PeerBaseline
 from churnstream.models.risk import Assessment, RiskState, assess, score_drivers
 from churnstream.models.segments import behaviour_segment, lifetime_value, size_segment
@@ -58,6 +59,9 @@ class ScoringContext:
     peers: PeerBaseline = field(default_factory=PeerBaseline)
     churn: ChurnPredictor | None = None
     base_monthly_retention: float = 0.97  # until the stream's own retention is known
+    # A feature snapshot per active customer at most this often (event time), for learning;
+    # None: no snapshots.
+    snapshot_period: float | None = DAY
 
 
 @dataclass(slots=True)
@@ -115,11 +119,22 @@ class Outcome:
     alerts: list[RiskChange] = field(default_factory=list)
     view: View | None = None
     reason: str = ""
+    snapshot: Snapshot | None = None  # features to label later (churn learning)
+    cancelled_at: float | None = None  # this event cancelled the subscription
 
 
 def event_digest(event_id: str) -> int:
     """63 bits of BLAKE2b: collisions among a customer's recent ids are negligible."""
     return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest()) >> 1
+
+
+def model_features(f: dict[str, float], hs: HealthScore) -> dict[str, float]:
+    """What the churn model reads: the features and the health score's view of them (the
+    same at prediction time and in the snapshots it learns from)."""
+    x = dict(f)
+    x["health_score"] = hs.score
+    x.update({f"health_{k}": c for k, c in hs.components.items()})
+    return x
 
 
 def view(record: CustomerRecord, ctx: ScoringContext, now: float | None = None) -> View:
@@ -134,7 +149,7 @@ def view(record: CustomerRecord, ctx: ScoringContext, now: float | None = None) 
         else None
     )
     hs = health_score(f, ctx.config, usage_z=z)
-    churn = ctx.churn(f) if ctx.churn is not None else None
+    churn = ctx.churn(model_features(f, hs)) if ctx.churn is not None else None
     band = record.risk.band or "yellow"
     p = churn.probability if churn else None
     ltv = None
@@ -195,7 +210,27 @@ def step(
         ),
         ctx.config,
     )
-    return Outcome("applied", alerts, v)
+    snap = None
+    if (
+        ctx.snapshot_period is not None
+        and not v.features.get("cancelled")
+        and (
+            record.risk.snapshot_at is None or now - record.risk.snapshot_at >= ctx.snapshot_period
+        )
+    ):
+        record.risk.snapshot_at = now
+        snap = Snapshot(
+            record.customer_id,
+            now,
+            model_features(v.features, v.health),
+            v.churn.probability if v.churn else None,
+            v.churn.model_version if v.churn else None,
+            v.health.score,
+        )
+    cancelled_at = (
+        ts if isinstance(event, SubscriptionEvent) and event.action == "cancelled" else None
+    )
+    return Outcome("applied", alerts, v, snapshot=snap, cancelled_at=cancelled_at)
 
 
 def summary(record: CustomerRecord, ctx: ScoringContext) -> dict[str, Any]:

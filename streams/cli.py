@@ -124,6 +124,37 @@ def _echo(line: str) -> None:
     sys.stdout.flush()
 
 
+@cli.command()
+def evaluate(
+    customers: Annotated[int, typer.Option(help="simulated customers per seed")] = 2000,
+    days: Annotated[int, typer.Option(help="days of history")] = 180,
+    seeds: Annotated[str, typer.Option(help="comma-separated random seeds")] = "1,2,3",
+    split_day: Annotated[int, typer.Option(help="the batch model trains before this day")] = 90,
+) -> None:
+    """Backtest: online churn model vs health score vs a batch gradient-boosted model."""
+    import platform
+
+    import orjson
+
+    from churnstream.streams.evaluation import evaluate_seed, summarise
+
+    results = []
+    typer.echo(
+        f"{customers} customers, {days} days, split at day {split_day}; "
+        f"Python {platform.python_version()} on {platform.machine()}"
+    )
+    typer.echo("seed  events    train   test  positives  AUC online  AUC health  AUC batch  ECE")
+    for seed in (int(x) for x in seeds.split(",")):
+        r = evaluate_seed(customers, days, seed, split_day)
+        results.append(r)
+        typer.echo(
+            f"{r.seed:>4} {r.events:>8} {r.train_examples:>7} {r.test_examples:>6} "
+            f"{r.test_positives:>9} {r.auc_online:>11.3f} {r.auc_health:>11.3f} "
+            f"{r.auc_batch:>10.3f} {r.calibration_error_online or 0:>5.3f}  ({r.seconds:.0f} s)"
+        )
+    typer.echo(orjson.dumps(summarise(results)).decode())
+
+
 @topics_cli.command("create")
 def topics_create(broker: BrokerOpt = None, topic_prefix: PrefixOpt = None) -> None:
     """Create the event, output and internal topics (existing ones are kept)."""
