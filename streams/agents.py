@@ -25,6 +25,7 @@ from churnstream.schemas.errors import InvalidEvent
 from churnstream.schemas.events import Event
 from churnstream.schemas.records import DeadLetter
 from churnstream.streams.app import Wiring
+from churnstream.streams.learning_messages import cancel_message, snapshot_message
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,15 @@ async def handle_batch(wiring: Wiring, event_type: str, records: list[Any]) -> N
                 await send_dead_letter(wiring, message, "too_late", outcome.reason)
             else:
                 metrics.events_processed.labels(type=event_type).inc()
+                if outcome.snapshot is not None:
+                    await wiring.model_examples.send(
+                        key=customer_id.encode(), value=snapshot_message(outcome.snapshot)
+                    )
+                if outcome.cancelled_at is not None:
+                    await wiring.model_examples.send(
+                        key=customer_id.encode(),
+                        value=cancel_message(customer_id, outcome.cancelled_at),
+                    )
                 for alert in outcome.alerts:
                     await wiring.risk_changes.send(
                         key=customer_id.encode(), value=alert.model_dump_json().encode()

@@ -9,6 +9,7 @@ import faust
 from prometheus_client import CollectorRegistry
 
 from churnstream.models.business import BusinessMetrics
+from churnstream.models.labels import DAY
 from churnstream.models.scoring import ScoringContext
 from churnstream.streams.metrics import WorkerMetrics
 from churnstream.streams.settings import Settings
@@ -25,11 +26,14 @@ class Wiring:
     state: Any  # faust.Table of customer_id bytes -> orjson-encoded state bytes
     dead_letter: faust.types.TopicT
     risk_changes: faust.types.TopicT
+    model_examples: faust.types.TopicT
     event_topics: dict[str, faust.types.TopicT]
     metrics: WorkerMetrics
     context: ScoringContext
     business: BusinessMetrics
     state_sizes: dict[str, int] = field(default_factory=dict)  # customer -> bytes stored
+    model_info: dict[str, Any] = field(default_factory=dict)  # the loaded churn model's report
+    suggested_weights: dict[str, Any] = field(default_factory=dict)
 
 
 def _credentials(settings: Settings) -> Any:
@@ -113,18 +117,22 @@ def create_app(
         ),
         dead_letter=_raw_topic(app, settings.topic("dead-letter"), settings.topic_partitions),
         risk_changes=_raw_topic(app, settings.topic("risk-changes"), settings.topic_partitions),
+        model_examples=_raw_topic(app, settings.topic("model-examples"), 1),
         event_topics={
             t: _raw_topic(app, name, settings.topic_partitions)
             for t, name in settings.event_topics().items()
         },
         metrics=WorkerMetrics.create(registry),
-        context=ScoringContext(config=settings.health_settings()),
+        context=ScoringContext(
+            config=settings.health_settings(), snapshot_period=settings.churn_snapshot_days * DAY
+        ),
         business=BusinessMetrics(),
     )
     # Imported here: both modules register against this app's wiring.
-    from churnstream.streams import agents, gauges, views
+    from churnstream.streams import agents, gauges, model_loader, views
 
     agents.register(wiring)
     views.register(wiring)
     gauges.register(wiring)
+    model_loader.register(wiring)
     return wiring

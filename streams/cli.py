@@ -125,6 +125,38 @@ def _echo(line: str) -> None:
 
 
 @cli.command()
+def trainer(
+    broker: BrokerOpt = None,
+    topic_prefix: PrefixOpt = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            envvar="CHURNSTREAM_TRAINER_METRICS_PORT", help="trainer /metrics port (0: none)"
+        ),
+    ] = None,
+) -> None:
+    """Learn the global churn model from the workers' snapshots; publish it to the workers."""
+    import signal
+    import threading
+
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from churnstream.streams.trainer import TrainerMetrics, run_trainer
+
+    settings = build_settings(
+        broker=broker, topic_prefix=topic_prefix, trainer_metrics_port=metrics_port
+    )
+    registry = CollectorRegistry()
+    metrics = TrainerMetrics.create(registry)
+    if settings.trainer_metrics_port:
+        start_http_server(settings.trainer_metrics_port, addr=settings.web_host, registry=registry)
+    stopping = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopping.set())
+    run_trainer(settings, metrics, stopping)
+
+
+@cli.command()
 def evaluate(
     customers: Annotated[int, typer.Option(help="simulated customers per seed")] = 2000,
     days: Annotated[int, typer.Option(help="days of history")] = 180,

@@ -50,6 +50,7 @@ class WorkerMetrics:
     customers_by_band: Gauge
     customers_by_segment: Gauge
     business: dict[str, Gauge]
+    model_version: Gauge
 
     def observe_business(self, report: dict[str, Any]) -> None:
         """Set the customer-success gauges from `BusinessMetrics.report()`."""
@@ -153,6 +154,11 @@ class WorkerMetrics:
                 key: Gauge(name(key), help_text, registry=registry)
                 for key, help_text in BUSINESS_GAUGES.items()
             },
+            model_version=Gauge(
+                name("worker_model_version"),
+                "Version of the churn model this worker scores with (0: none yet)",
+                registry=registry,
+            ),
         )
 
 

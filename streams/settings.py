@@ -18,7 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from churnstream.models.health import HealthConfig
 from churnstream.schemas.events import DEFAULT_RATING_LABELS, EVENT_TYPES
 
-OUTPUT_TOPICS = ("risk-changes", "dead-letter")
+OUTPUT_TOPICS = ("risk-changes", "dead-letter", "model-examples", "models")
 Severity = Literal["info", "warning", "critical"]
 
 
@@ -81,6 +81,24 @@ class Settings(BaseSettings):
     broker_sasl_username: str | None = None
     broker_sasl_password: SecretStr | None = None
     broker_ssl_cafile: Path | None = None
+
+    # -- the churn model ----------------------------------------------------------------------
+    churn_horizon_days: float = Field(
+        default=30.0, gt=0, description="churn_probability: cancelling within this many days"
+    )
+    churn_snapshot_days: float = Field(
+        default=1.0, gt=0, description="a feature snapshot per customer at most this often"
+    )
+    churn_min_examples: int = Field(
+        default=200, ge=1, description="matured examples before the model replaces the prior"
+    )
+    trainer_publish_examples: int = Field(
+        default=500, ge=1, description="publish the model after this many new examples ..."
+    )
+    trainer_publish_seconds: float = Field(
+        default=30.0, gt=0, description="... or after this long with new examples"
+    )
+    trainer_metrics_port: int = Field(default=6068, ge=0, le=65535, description="0: none")
 
     # -- the Slack relay ---------------------------------------------------------------------
     slack_webhook_url: SecretStr | None = Field(

@@ -28,6 +28,11 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     specs.append(
         TopicSpec(settings.topic("dead-letter"), n, {"retention.ms": str(30 * 86_400_000)})
     )
+    # The trainer reads every worker's snapshots and cancellations in one order: one partition.
+    specs.append(
+        TopicSpec(settings.topic("model-examples"), 1, {"retention.ms": str(90 * 86_400_000)})
+    )
+    specs.append(TopicSpec(settings.topic("models"), 1, {"cleanup.policy": "compact"}))
     # Faust names a table's changelog <app id>-<table>-changelog; it must be compacted.
     specs.append(
         TopicSpec(f"{settings.app_id}-customer-state-changelog", n, {"cleanup.policy": "compact"})

@@ -36,6 +36,24 @@ def register(wiring: Wiring) -> None:
         body = orjson.dumps(summary(record, wiring.context))
         return web.bytes(body, content_type="application/json")
 
+    @app.page("/model")
+    async def model_report(web: Any, request: Any) -> Any:
+        """The churn model this worker scores with and its progressive validation."""
+        if not authorised(request):
+            return web.json({"error": "unauthorised"}, status=401)
+        if not wiring.model_info:
+            return web.json({"model_version": None, "note": "no model published yet"})
+        return web.json(wiring.model_info)
+
+    @app.page("/model/suggested-weights")
+    async def suggested_weights(web: Any, request: Any) -> Any:
+        """Health component weights the model suggests; the score keeps its configured ones."""
+        if not authorised(request):
+            return web.json({"error": "unauthorised"}, status=401)
+        return web.json(
+            {**wiring.suggested_weights, "configured": dict(wiring.context.config.weights)}
+        )
+
     @app.page("/metrics/summary")
     async def metrics_summary(web: Any, request: Any) -> Any:
         if not authorised(request):

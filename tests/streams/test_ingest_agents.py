@@ -18,6 +18,8 @@ def _wiring():  # type: ignore[no-untyped-def]
     wiring = create_app(Settings(store="memory://"), store="memory://")
     send = mock.create_autospec(wiring.dead_letter.send, spec_set=True)
     wiring.dead_letter.send = send  # type: ignore[method-assign]
+    examples = mock.create_autospec(wiring.model_examples.send, spec_set=True)
+    wiring.model_examples.send = examples  # type: ignore[method-assign]
     return wiring, send
 
 
@@ -40,6 +42,11 @@ def test_valid_event_counts_and_redelivery_changes_nothing() -> None:
     reg = wiring.metrics.registry
     assert reg.get_sample_value("churnstream_events_processed_total", {"type": "login"}) == 2
     assert reg.get_sample_value("churnstream_events_duplicate_total", {"type": "login"}) == 1
+    # One feature snapshot for the churn model (at most one a day per customer).
+    [call] = wiring.model_examples.send.await_args_list  # type: ignore[attr-defined]
+    message = orjson.loads(call.kwargs["value"])
+    assert call.kwargs["key"] == b"c1" and message["kind"] == "snapshot"
+    assert message["customer_id"] == "c1" and "days_since_login" in message["features"]
     send.assert_not_called()
 
 
