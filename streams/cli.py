@@ -329,7 +329,7 @@ def replay(
 def demo(
     customers: Annotated[
         int, typer.Option(envvar="CHURNSTREAM_DEMO_CUSTOMERS", help="simulated customers")
-    ] = 2000,
+    ] = 1000,
     days: Annotated[
         int, typer.Option(envvar="CHURNSTREAM_DEMO_DAYS", help="days of event time")
     ] = 90,

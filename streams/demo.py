@@ -98,10 +98,14 @@ def run_demo(settings: Settings, customers: int, days: int, seed: int, keep_brok
         url = f"http://{settings.web_host}:{settings.web_port}"
         cli = [sys.executable, "-m", "churnstream.streams.cli"]
         echo(f"3/6 starting a worker (log: {log})")
-        echo(f"4/6 starting the Slack relay in console mode (alerts: {relay_log})")
+        trainer_log = workdir / "demo-trainer.log"
+        echo(f"4/6 starting the Slack relay in console mode (alerts: {relay_log}) and the")
+        echo(f"     churn-model trainer (log: {trainer_log})")
+        trainer_env = {**env, "CHURNSTREAM_TRAINER_PUBLISH_SECONDS": "5"}
         with (
             child([*cli, "worker"], env, log) as proc,
             child([*cli, "slack-relay"], relay_env, relay_log),
+            child([*cli, "trainer"], trainer_env, trainer_log),
         ):
             _wait(lambda: "Recovery complete" in log.read_text(errors="replace"), proc, log)
             echo(f"5/6 streaming {customers} simulated customers over {days} days of event time")
@@ -224,7 +228,19 @@ def print_summary(settings: Settings, url: str, sent: int, elapsed: float, relay
             f"       {c['customer_id']}  health {c['health_score']:5.1f}  {c['segment']:9}"
             f"  {c['plan'] or '-':10} drivers: {drivers}"
         )
-    echo("     churn model:       not trained in this build; the health score drives alerts")
+    with urllib.request.urlopen(f"{url}/model", timeout=5) as resp:  # noqa: S310
+        model = orjson.loads(resp.read())
+    if model.get("model_version") in (None, "prior"):
+        echo(
+            "     churn model:       not enough matured labels yet; the health score drives alerts"
+        )
+    else:
+        q = model["quality"]["total"]
+        auc = "–" if q["roc_auc"] is None else f"{q['roc_auc']:.3f}"
+        echo(
+            f"     churn model:       {model['model_version']} from {model['examples']:,} matured "
+            f"examples; progressive AUC {auc} over {q['examples']:,} ({url}/model)"
+        )
     posted = printed_alerts(relay_log)
     echo(f"     Slack relay:       {len(posted):,} alerts printed to {relay_log}")
     echo(f"     customer API:      {url}/customers/<customer_id>   summary: {url}/metrics/summary")

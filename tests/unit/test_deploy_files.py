@@ -57,6 +57,7 @@ def test_kubernetes_manifests() -> None:
     assert {"readinessProbe", "livenessProbe", "resources"} <= set(container)
     assert ("StatefulSet", "churnstream-slack-relay") in by_name
     assert ("Job", "churnstream-topics") in by_name
+    assert by_name[("Deployment", "churnstream-trainer")]["spec"]["replicas"] == 1
     assert ("Secret", "churnstream-secrets") in by_name
     for generator in kustomization["configMapGenerator"]:
         for entry in generator.get("files", []):

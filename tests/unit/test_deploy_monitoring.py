@@ -13,6 +13,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from churnstream.streams.metrics import RelayMetrics, WorkerMetrics
+from churnstream.streams.trainer import TrainerMetrics
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 METRIC = re.compile(r"\b(churnstream_[a-z0-9_]+)")
@@ -23,6 +24,7 @@ def exported() -> set[str]:
     registry = CollectorRegistry()
     WorkerMetrics.create(registry)
     RelayMetrics.create(registry)
+    TrainerMetrics.create(registry)
     names = set()
     for family in registry.collect():
         names.add(family.name)
@@ -46,7 +48,7 @@ def dashboard_queries() -> list[tuple[str, str]]:
 
 def test_every_dashboard_query_names_exported_metrics() -> None:
     queries = dashboard_queries()
-    assert len(queries) >= 20
+    assert len(queries) >= 25
     known = exported()
     for title, expr in queries:
         names = set(METRIC.findall(expr))
