@@ -18,7 +18,7 @@ message, or an event id seen among the customer's recent ones, changes nothing.
 
 from __future__ import annotations
 
-import hashlib
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -30,12 +30,12 @@ from churnstream.models.health import HealthConfig, HealthScore, health_score
 from churnstream.models.labels import Snapshot
 from churnstream.models.peers import PeerBaseline
 from churnstream.models.risk import Assessment, RiskState, assess, score_drivers
+from churnstream.models.seen import SeenIds
 from churnstream.models.segments import behaviour_segment, lifetime_value, size_segment
 from churnstream.schemas.events import Event, SubscriptionEvent, SurveyEvent
 from churnstream.schemas.records import Driver, RiskChange
 
 DAY = 86_400.0
-RECENT_IDS = 32
 
 Source = tuple[str, int, int]
 """Where a message came from: topic, partition, offset."""
@@ -71,7 +71,7 @@ class CustomerRecord:
     risk: RiskState = field(default_factory=RiskState)
     counts: dict[str, int] = field(default_factory=dict)
     applied: AppliedOffsets = field(default_factory=AppliedOffsets)
-    recent_ids: list[int] = field(default_factory=list)  # event_digest of the last event ids
+    seen: SeenIds = field(default_factory=SeenIds)  # event ids within the lateness bound
 
     @classmethod
     def new(cls, customer_id: str) -> CustomerRecord:
@@ -84,7 +84,7 @@ class CustomerRecord:
             "risk": self.risk.to_dict(),
             "counts": self.counts,
             "applied": self.applied.by_source,
-            "recent_ids": self.recent_ids,
+            "seen": self.seen.to_dict(),
         }
 
     @classmethod
@@ -95,7 +95,7 @@ class CustomerRecord:
             risk=RiskState.from_dict(d["risk"]),
             counts=dict(d["counts"]),
             applied=AppliedOffsets(dict(d["applied"])),
-            recent_ids=list(d["recent_ids"]),
+            seen=SeenIds.from_dict(d["seen"]),
         )
 
 
@@ -121,11 +121,6 @@ class Outcome:
     reason: str = ""
     snapshot: Snapshot | None = None  # features to label later (churn learning)
     cancelled_at: float | None = None  # this event cancelled the subscription
-
-
-def event_digest(event_id: str) -> int:
-    """63 bits of BLAKE2b: collisions among a customer's recent ids are negligible."""
-    return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest()) >> 1
 
 
 def model_features(f: dict[str, float], hs: HealthScore) -> dict[str, float]:
@@ -169,9 +164,6 @@ def step(
     """Apply `event` (read from `source`, or None offline) to `record`; score; maybe alert."""
     if source is not None and not record.applied.first_time(*source):
         return Outcome("duplicate")
-    digest = event_digest(event.event_id)
-    if digest in record.recent_ids:
-        return Outcome("duplicate")
     ts = event.ts.timestamp()
     # Behind the latest event of the same type: Kafka orders one customer's events within a
     # topic, so the verdict does not depend on how far the five topics drifted apart.
@@ -184,7 +176,11 @@ def step(
             reason=f"event time is {behind:.1f} days behind the customer's latest {event.type} "
             f"event ({ctx.config.lateness_days:g}-day bound)",
         )
-    record.recent_ids = [*record.recent_ids[-(RECENT_IDS - 1) :], digest]
+    if record.seen.contains(event.type, event.event_id):
+        return Outcome("duplicate")
+    record.seen.add(event.type, event.event_id, ts)
+    latest_day = int(max(ts, latest or ts) // DAY)
+    record.seen.prune(event.type, latest_day - math.ceil(ctx.config.lateness_days) - 1)
     record.counts[event.type] = record.counts.get(event.type, 0) + 1
     record.features.apply(event)
     now = record.features.last_ts or ts

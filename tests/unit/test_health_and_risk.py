@@ -223,3 +223,19 @@ def test_the_shipped_health_yaml_lists_every_key_with_its_default() -> None:
     listed = yaml.safe_load(path.read_text(encoding="utf-8"))
     assert set(listed) == set(HealthConfig.model_fields)
     assert HealthConfig.from_yaml(path) == HealthConfig()
+
+
+def test_an_event_id_sent_again_hundreds_of_events_later_is_recognised() -> None:
+    ctx, rec = ScoringContext(), CustomerRecord.new("c1")
+    t = datetime(2025, 1, 1, tzinfo=UTC)
+    first = _event(0, t, "usage", feature="api")
+    assert step(rec, first, None, ctx).status == "applied"
+    for i in range(1, 500):  # five days of busy usage
+        step(rec, _event(i, t + timedelta(minutes=15 * i), "usage", feature="api"), None, ctx)
+    assert step(rec, first, None, ctx).status == "duplicate"
+    assert rec.counts["usage"] == 500
+    # Once the copy is older than the lateness bound, it is too late, not counted either.
+    step(rec, _event(999, t + timedelta(days=9), "usage", feature="api"), None, ctx)
+    assert step(rec, first, None, ctx).status == "too_late"
+    # The memory of ids stays bounded to the window.
+    assert len(rec.seen.buckets["usage"]) <= 9

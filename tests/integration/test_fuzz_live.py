@@ -1,0 +1,73 @@
+"""A reduced fuzz run on the real broker: bad messages mixed into good ones."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import orjson
+from kafka import KafkaProducer
+
+from churnstream.schemas.records import DeadLetter
+from churnstream.streams.malformed import malformed_messages
+from churnstream.streams.simulation import simulate
+from harness import http_json, read_topic, wait_for
+
+GOOD, CORPUS, BLOBS, DUPLICATES = 6000, 300, 200, 100
+
+
+def test_bad_input_is_dead_lettered_good_input_processed_once(settings, start_worker) -> None:  # type: ignore[no-untyped-def]
+    rng = random.Random(17)
+    worker = start_worker(settings)
+    good = list(simulate(customers=60, days=40, seed=17))[:GOOD]
+    duplicated = rng.sample(good, DUPLICATES)  # sent twice: the same event id again
+    bad = [(m.topic_type, m.key, m.value) for m in malformed_messages(CORPUS, seed=17)]
+    types = sorted({e["type"] for e in good})
+    for _ in range(BLOBS):  # random bytes, on a random topic, under a random key
+        blob = rng.randbytes(rng.randint(0, 400))
+        bad.append((rng.choice(types), rng.randbytes(rng.randint(0, 12)) or None, blob))
+    outgoing = [(e["type"], e["customer_id"].encode(), orjson.dumps(e)) for e in good]
+    outgoing += [(e["type"], e["customer_id"].encode(), orjson.dumps(e)) for e in duplicated]
+    # Good events of one customer keep their order (as a producer keyed by customer would);
+    # the bad ones land anywhere.
+    for item in bad:
+        outgoing.insert(rng.randrange(len(outgoing) + 1), item)
+    producer = KafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers, max_request_size=2_000_000
+    )
+    for etype, key, value in outgoing:
+        producer.send(settings.topic(etype), key=key, value=value)
+    producer.flush()
+    producer.close()
+
+    wait_for(
+        lambda: (
+            worker.metric("churnstream_events_processed_total")
+            + worker.metric("churnstream_events_duplicate_total")
+            + worker.metric("churnstream_events_invalid_total")
+            >= len(outgoing)
+        ),
+        300,
+        "every message to be handled",
+    )
+    assert worker.proc is not None and worker.proc.poll() is None, "the worker never crashed"
+    assert worker.metric("churnstream_events_processed_total") == GOOD
+    too_late = int(DUPLICATES - worker.metric("churnstream_events_duplicate_total"))
+    letters = [
+        DeadLetter.model_validate_json(r.value)
+        for r in read_topic(settings, settings.topic("dead-letter"), expect=len(bad) + too_late)
+    ]
+    # A copy sent again within the lateness bound is recognised; one sent later than that
+    # is dead-lettered as too late. Either way it is not counted twice.
+    late = [d for d in letters if d.error_code == "too_late"]
+    assert worker.metric("churnstream_events_duplicate_total") + len(late) == DUPLICATES
+    copies = {orjson.dumps(e) for e in duplicated}
+    assert all(d.original_bytes() in copies for d in late)
+    rest = sorted(d.original_bytes() for d in letters if d.error_code != "too_late")
+    assert rest == sorted(v for _, _, v in bad)
+    assert all(d.reason and d.error_code for d in letters)
+    assert "processing_error" not in {d.error_code for d in letters}
+    expected = Counter(e["customer_id"] for e in good)
+    for cid, n in list(expected.items())[:20]:
+        status, body = http_json(f"{worker.url}/customers/{cid}")
+        assert status == 200 and sum(body["event_counts"].values()) == n
