@@ -157,6 +157,22 @@ def trainer(
 
 
 @cli.command()
+def bench(
+    events: Annotated[int, typer.Option(help="simulated events to load")] = 1_000_000,
+    customers: Annotated[int, typer.Option(help="simulated customers")] = 20_000,
+    workdir: Annotated[Path, typer.Option(help="worker state and logs")] = Path("var/bench"),
+) -> None:
+    """Throughput: raw consumer vs one worker vs two; memory, state size, recovery time."""
+    import orjson
+
+    from churnstream.streams.bench import run_bench
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    result = run_bench(build_settings(), events, customers, workdir)
+    typer.echo(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+
+
+@cli.command()
 def evaluate(
     customers: Annotated[int, typer.Option(help="simulated customers per seed")] = 2000,
     days: Annotated[int, typer.Option(help="days of history")] = 180,

@@ -1,0 +1,232 @@
+"""`churnstream bench`: throughput of the pipeline on the local broker, measured in one run.
+
+1. Loads a simulated stream (all five event types) into fresh topics.
+2. The ceiling: a raw aiokafka consumer reading and JSON-decoding every message.
+3. One worker (validation, state, health, churn snapshots, alerts) from the first message
+   to the last; its memory and bytes of state per customer.
+4. The time to rebuild that worker's state from the changelog after its data is deleted.
+5. Two workers in one consumer group.
+
+Prints one JSON object; `docs/BENCHMARKS.md` records a run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from churnstream.streams.demo import KAFKA_SCRIPT, scrape_or_empty
+from churnstream.streams.producing import make_producer, produce_events
+from churnstream.streams.settings import Settings
+from churnstream.streams.simulation import simulate
+from churnstream.streams.topics import create_topics
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def events(total: int, customers: int, seed: int) -> Iterator[dict[str, Any]]:
+    days = 1
+    while True:  # enough simulated days for `total` events
+        days *= 2
+        stream = list(islice(simulate(customers, days, seed), total))
+        if len(stream) >= total:
+            yield from stream
+            return
+
+
+async def raw_consume(settings: Settings, total: int) -> float:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers, group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        tps = [
+            TopicPartition(t, p)
+            for t in settings.event_topics().values()
+            for p in (consumer.partitions_for_topic(t) or range(settings.topic_partitions))
+        ]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        started, n = time.perf_counter(), 0
+        while n < total:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+            for records in batches.values():
+                for r in records:
+                    orjson.loads(r.value)
+                n += len(records)
+        return n / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+class Worker:
+    def __init__(self, settings: Settings, name: str, workdir: Path) -> None:
+        self.settings, self.log = settings, workdir / f"{name}.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CHURNSTREAM_")}
+        env |= {
+            "CHURNSTREAM_BROKER": settings.broker,
+            "CHURNSTREAM_APP_ID": settings.app_id,
+            "CHURNSTREAM_TOPIC_PREFIX": settings.topic_prefix,
+            "CHURNSTREAM_TOPIC_PARTITIONS": str(settings.topic_partitions),
+            "CHURNSTREAM_DATA_DIR": str(settings.data_dir),
+            "CHURNSTREAM_WEB_PORT": str(settings.web_port),
+            "CHURNSTREAM_LOG_LEVEL": "info",
+            "CHURNSTREAM_BROKER_SESSION_TIMEOUT": "10",
+        }
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "churnstream.streams.cli", "worker"],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.url = f"http://127.0.0.1:{settings.web_port}/metrics"
+
+    def metric(self, name: str) -> float:
+        return scrape_or_empty(self.url).get(name, 0.0)
+
+    def rss_bytes(self) -> int:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        return 0
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+class Stalled(Exception):
+    def __init__(self, done: float, total: int, seconds: float) -> None:
+        super().__init__(f"no progress for {seconds:.0f} s at {done:.0f} of {total}")
+        self.done = done
+
+
+def wait_processed(
+    workers: list[Worker], total: int, timeout: float = 7200, stall: float = 120
+) -> float:
+    """Seconds from the first processed message to the last; Stalled when nothing moves."""
+    deadline = time.monotonic() + timeout
+    first: float | None = None
+    last_done, last_change = -1.0, time.monotonic()
+    while time.monotonic() < deadline:
+        done = sum(
+            w.metric("churnstream_events_processed_total")
+            + w.metric("churnstream_events_duplicate_total")
+            + w.metric("churnstream_events_invalid_total")
+            for w in workers
+        )
+        now = time.monotonic()
+        if first is None and done > 0:
+            first = now
+        if done >= total:
+            return now - (first or now)
+        if done != last_done:
+            last_done, last_change = done, now
+        elif now - last_change > stall:
+            raise Stalled(done, total, now - last_change)
+        for w in workers:
+            if w.proc.poll() is not None:
+                msg = f"a worker exited; see {w.log}"
+                raise RuntimeError(msg)
+        time.sleep(0.2)
+    msg = "timed out"
+    raise TimeoutError(msg)
+
+
+def run_bench(base: Settings, total: int, customers: int, workdir: Path) -> dict[str, Any]:
+    subprocess.run([str(KAFKA_SCRIPT), "up"], check=True, capture_output=True)  # noqa: S603
+    ns = f"bench{uuid.uuid4().hex[:6]}"
+    settings = base.model_copy(update={"topic_prefix": ns, "app_id": f"{ns}-one"})
+    create_topics(settings)
+    started = time.perf_counter()
+    producer = make_producer(settings)
+    sent = produce_events(settings, events(total, customers, seed=1), producer=producer)
+    producer.close()
+    load_seconds = time.perf_counter() - started
+    raw = asyncio.run(raw_consume(settings, sent))
+
+    one_dir = workdir / "one"
+    one = settings.model_copy(update={"data_dir": one_dir, "web_port": free_port()})
+    create_topics(one)
+    w = Worker(one, "one", workdir)
+    try:
+        one_seconds = wait_processed([w], sent)
+        time.sleep(6)  # the gauges refresh every 5 s
+        rss = w.rss_bytes()
+        state_bytes = w.metric("churnstream_state_bytes")
+        state_customers = w.metric("churnstream_state_customers") or 1
+    finally:
+        w.stop()
+    shutil.rmtree(one_dir, ignore_errors=True)
+    started = time.perf_counter()
+    w = Worker(one, "one-recovered", workdir)
+    try:
+        while "Recovery complete" not in w.log.read_text(errors="replace"):
+            if w.proc.poll() is not None:
+                msg = f"recovering worker exited; see {w.log}"
+                raise RuntimeError(msg)
+            time.sleep(0.1)
+        recovery_seconds = time.perf_counter() - started
+    finally:
+        w.stop()
+
+    two = settings.model_copy(update={"app_id": f"{ns}-two"})
+    create_topics(two)
+    pair = [
+        Worker(
+            two.model_copy(update={"data_dir": workdir / f"two{i}", "web_port": free_port()}),
+            f"two{i}",
+            workdir,
+        )
+        for i in range(2)
+    ]
+    stalled = None
+    try:
+        two_seconds = wait_processed(pair, sent)
+    except Stalled as err:  # a known faust-streaming fault: see docs/BENCHMARKS.md
+        stalled, two_seconds = str(err), float("nan")
+    finally:
+        for w in pair:
+            w.stop()
+    one_rate, two_rate = sent / one_seconds, sent / two_seconds
+    return {
+        "events": sent,
+        "customers": customers,
+        "partitions": settings.topic_partitions,
+        "load_seconds": round(load_seconds, 1),
+        "raw_consumer_events_per_s": round(raw),
+        "one_worker_events_per_s": round(one_rate),
+        "two_workers_events_per_s": round(two_rate),
+        "one_worker_over_raw": round(one_rate / raw, 3),
+        "two_over_one": round(two_rate / one_rate, 3),
+        "worker_rss_mb": round(rss / 2**20, 1),
+        "state_bytes_per_customer": round(state_bytes / state_customers),
+        "recovery_seconds": round(recovery_seconds, 1),
+        "two_workers_stalled": stalled,
+        "machine": f"{os.cpu_count()} CPUs, {platform.machine()}, Python {platform.python_version()}",
+    }
