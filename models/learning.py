@@ -25,6 +25,16 @@ from churnstream.models.quality import ModelQuality
 from churnstream.models.scoring import ChurnPrediction, ChurnPredictor
 
 
+def predictor_for(model: ChurnModel) -> ChurnPredictor:
+    """What scoring calls: the model's probability, version and drivers for a feature dict."""
+
+    def predict(features: dict[str, float]) -> ChurnPrediction:
+        p = model.predict(features)
+        return ChurnPrediction(p.probability, p.model_version, p.drivers)
+
+    return predict
+
+
 @dataclass
 class ChurnLearner:
     model: ChurnModel = field(default_factory=ChurnModel)
@@ -56,13 +66,7 @@ class ChurnLearner:
         return len(examples)
 
     def predictor(self) -> ChurnPredictor:
-        model = self.model
-
-        def predict(features: dict[str, float]) -> ChurnPrediction:
-            p = model.predict(features)
-            return ChurnPrediction(p.probability, p.model_version, p.drivers)
-
-        return predict
+        return predictor_for(self.model)
 
     def report(self) -> dict[str, Any]:
         return {

@@ -16,18 +16,10 @@ import orjson
 from kafka import KafkaConsumer, TopicPartition
 
 from churnstream.models.churn import ChurnModel
-from churnstream.models.scoring import ChurnPrediction, ChurnPredictor
+from churnstream.models.learning import predictor_for
 from churnstream.streams.app import Wiring
 
 log = logging.getLogger(__name__)
-
-
-def predictor_for(model: ChurnModel) -> ChurnPredictor:
-    def predict(features: dict[str, float]) -> ChurnPrediction:
-        p = model.predict(features)
-        return ChurnPrediction(p.probability, p.model_version, p.drivers)
-
-    return predict
 
 
 def install(wiring: Wiring, message: dict[str, Any]) -> None:
