@@ -8,6 +8,7 @@ once per batch.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import weakref
@@ -25,12 +26,14 @@ from churnstream.schemas.errors import InvalidEvent
 from churnstream.schemas.events import Event
 from churnstream.schemas.records import DeadLetter
 from churnstream.streams.app import Wiring
+from churnstream.streams.continuity import Carrier
 from churnstream.streams.learning_messages import cancel_message, snapshot_message
 
 log = logging.getLogger(__name__)
 
 BATCH_MAX = 500
 BATCH_WITHIN = 0.05  # seconds
+CHECK_SECONDS = 5.0  # backlog gauge and stalled-partition check
 
 
 @contextmanager
@@ -144,16 +147,60 @@ async def handle_batch(wiring: Wiring, event_type: str, records: list[Any]) -> N
         metrics.processing_seconds.labels(type=event_type).observe(per_event)
 
 
+async def handle_in_order(wiring: Wiring, event_type: str, records: list[Any]) -> None:
+    """`handle_batch` after the continuity check: what Faust skipped is read and applied in
+    its place; what this worker applied already is dropped (see `streams.continuity`)."""
+    async with wiring.continuity.lock(event_type):
+        ordered = await wiring.continuity.in_order(records)
+        fetched = sum(isinstance(r, Carrier) for r in ordered)
+        skipped = len(records) - (len(ordered) - fetched)
+        if skipped:
+            wiring.metrics.events_duplicate.labels(type=event_type).inc(skipped)
+        if fetched:
+            wiring.metrics.events_recovered.labels(type=event_type).inc(fetched)
+        await handle_batch(wiring, event_type, ordered)
+
+
+async def read_stalled(wiring: Wiring, event_type: str, carriers: list[Any]) -> None:
+    """Messages of a partition Faust left unfetched, read by the continuity check (which
+    holds the type's lock)."""
+    wiring.metrics.events_recovered.labels(type=event_type).inc(len(carriers))
+    await handle_batch(wiring, event_type, carriers)
+
+
 def register(wiring: Wiring) -> None:
-    """Create one agent per event topic on the wiring's app."""
+    """Create one agent per event topic on the wiring's app, and the timer that measures
+    each partition's backlog and reads the partitions Faust leaves unfetched."""
     for event_type, topic in wiring.event_topics.items():
         _register_one(wiring, event_type, topic)
+
+    @wiring.app.timer(interval=CHECK_SECONDS)
+    async def check_partitions() -> None:
+        try:
+            lag = await wiring.continuity.check(
+                wiring.app.consumer.assignment(),
+                lambda kind, carriers: read_stalled(wiring, kind, carriers),
+                time.monotonic(),
+            )
+        except Exception:  # the check must never stop the worker
+            log.exception("checking the source partitions failed")
+            return
+        for kind, n in lag.items():
+            wiring.metrics.consumer_lag.labels(type=kind).set(n)
+
+    @wiring.app.on_partitions_revoked.connect
+    async def _revoked(app: Any, revoked: Any, **_: Any) -> None:
+        wiring.continuity.forget(revoked)
+
+    @wiring.app.on_before_shutdown.connect
+    async def _close_reader(app: Any, **_: Any) -> None:
+        await asyncio.to_thread(wiring.continuity.reader.close)
 
 
 def _register_one(wiring: Wiring, event_type: str, topic: Any) -> None:
     async def consume(stream: Any) -> None:
         async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
-            await handle_batch(wiring, event_type, list(batch))
+            await handle_in_order(wiring, event_type, list(batch))
 
     consume.__name__ = f"{event_type}_events"
     consume.__qualname__ = consume.__name__

@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 from churnstream.models.business import BusinessMetrics
 from churnstream.models.labels import DAY
 from churnstream.models.scoring import ScoringContext
+from churnstream.streams.continuity import Continuity, Reader
 from churnstream.streams.metrics import WorkerMetrics
 from churnstream.streams.settings import Settings
 
@@ -31,6 +32,7 @@ class Wiring:
     metrics: WorkerMetrics
     context: ScoringContext
     business: BusinessMetrics
+    continuity: Continuity  # every source message applied, in order (see its module)
     state_sizes: dict[str, int] = field(default_factory=dict)  # customer -> bytes stored
     model_info: dict[str, Any] = field(default_factory=dict)  # the loaded churn model's report
     suggested_weights: dict[str, Any] = field(default_factory=dict)
@@ -71,11 +73,16 @@ def _raw_topic(app: faust.App, name: str, partitions: int) -> faust.types.TopicT
 
 
 def create_app(
-    settings: Settings, *, registry: CollectorRegistry | None = None, **overrides: Any
+    settings: Settings,
+    *,
+    registry: CollectorRegistry | None = None,
+    reader: Reader | None = None,
+    **overrides: Any,
 ) -> Wiring:
     """A configured Faust app with every agent and view registered.
 
-    `overrides` go to `faust.App` (tests pass `store="memory://"`, for instance).
+    `reader` reads source partitions beside Faust (`streams.continuity`); `overrides` go to
+    `faust.App` (tests pass `store="memory://"`, for instance).
     """
     options: dict[str, Any] = {
         "broker": settings.broker,
@@ -127,6 +134,11 @@ def create_app(
             config=settings.health_settings(), snapshot_period=settings.churn_snapshot_days * DAY
         ),
         business=BusinessMetrics(),
+        continuity=Continuity(
+            reader=reader if reader is not None else Reader(settings),
+            kinds={name: kind for kind, name in settings.event_topics().items()},
+            stall_seconds=settings.partition_stall_seconds,
+        ),
     )
     # Imported here: both modules register against this app's wiring.
     from churnstream.streams import agents, gauges, model_loader, views

@@ -40,6 +40,7 @@ class WorkerMetrics:
     events_consumed: Counter
     events_processed: Counter
     events_duplicate: Counter
+    events_recovered: Counter
     events_invalid: Counter
     processing_seconds: Histogram
     dead_letters: Counter
@@ -98,6 +99,12 @@ class WorkerMetrics:
             events_duplicate=Counter(
                 name("events_duplicate"),
                 "Redelivered events recognised and skipped, by type",
+                ["type"],
+                registry=registry,
+            ),
+            events_recovered=Counter(
+                name("events_recovered"),
+                "Events Faust skipped or left unfetched that the worker read itself, by type",
                 ["type"],
                 registry=registry,
             ),

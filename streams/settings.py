@@ -58,6 +58,12 @@ class Settings(BaseSettings):
         le=300,
         description="seconds a silent worker keeps its partitions; lower fails over faster",
     )
+    partition_stall_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="a source partition whose backlog has not moved this long is read by the "
+        "worker itself (faust-streaming can leave assigned partitions unfetched)",
+    )
     max_message_bytes: int = Field(default=256 * 1024, ge=1024, description="larger is invalid")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     rating_labels: dict[str, dict[str, float]] = Field(

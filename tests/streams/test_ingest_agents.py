@@ -9,13 +9,21 @@ import orjson
 
 from churnstream.schemas.records import DeadLetter
 from churnstream.streams.app import create_app
+from churnstream.streams.continuity import Reader
 from churnstream.streams.settings import Settings
 
 LOGIN = {"event_id": "e1", "customer_id": "c1", "type": "login", "ts": "2025-01-01T00:00:00Z"}
 
 
+def _reader() -> Reader:
+    """The test context's messages start at offset 0 and nothing was committed."""
+    reader = mock.create_autospec(Reader, instance=True, spec_set=True)
+    reader.first_offset.return_value = 0
+    return reader  # type: ignore[no-any-return]
+
+
 def _wiring():  # type: ignore[no-untyped-def]
-    wiring = create_app(Settings(store="memory://"), store="memory://")
+    wiring = create_app(Settings(store="memory://"), store="memory://", reader=_reader())
     send = mock.create_autospec(wiring.dead_letter.send, spec_set=True)
     wiring.dead_letter.send = send  # type: ignore[method-assign]
     examples = mock.create_autospec(wiring.model_examples.send, spec_set=True)

@@ -1,0 +1,106 @@
+"""The continuity check on the real broker: what Faust skips or never fetches is read and
+applied in its place, in offset order, without Faust (so the faults can be made on purpose)."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.structs import OffsetAndMetadata
+
+from churnstream.streams.continuity import Carrier, Continuity, Reader
+from churnstream.streams.settings import Settings
+
+
+def produce(settings: Settings, topic: str, partition: int, n: int) -> None:
+    producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers)
+    for i in range(n):
+        producer.send(topic, key=b"k", value=f"{partition}:{i}".encode(), partition=partition)
+    producer.flush()
+    producer.close()
+
+
+def delivered(topic: str, partition: int, offset: int) -> Any:
+    """What Faust hands an agent: an event whose message has topic, partition and offset."""
+    return SimpleNamespace(message=SimpleNamespace(topic=topic, partition=partition, offset=offset))
+
+
+def offsets_and_values(records: list[Any]) -> list[tuple[int, bytes | None, bool]]:
+    return [
+        (r.message.offset, getattr(r.message, "value", None), isinstance(r, Carrier))
+        for r in records
+    ]
+
+
+def test_skipped_messages_are_read_in_their_place_and_applied_ones_dropped(
+    settings: Settings,
+) -> None:
+    topic = settings.topic("usage")
+    produce(settings, topic, 0, 10)
+    continuity = Continuity(Reader(settings), {topic: "usage"}, stall_seconds=60)
+    # Faust starts at offset 2 (nothing committed: 0 and 1 were skipped), skips 3-4,
+    # redelivers 2, and skips 7-8.
+    batch = [delivered(topic, 0, o) for o in (2, 5, 6, 2, 9)]
+    try:
+        ordered = asyncio.run(continuity.in_order(batch))
+    finally:
+        continuity.reader.close()
+    got = offsets_and_values(ordered)
+    assert [o for o, _, _ in got] == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+    fetched = {o: v for o, v, is_fetched in got if is_fetched}
+    assert fetched == {o: f"0:{o}".encode() for o in (0, 1, 3, 4, 7, 8)}
+    assert continuity.recovered == 6 and continuity.positions.next[(topic, 0)] == 10
+
+
+def test_the_first_position_is_the_groups_committed_offset(settings: Settings) -> None:
+    topic = settings.topic("login")
+    produce(settings, topic, 1, 6)
+    committer = KafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=settings.app_id,
+        enable_auto_commit=False,
+    )
+    tp = TopicPartition(topic, 1)
+    committer.assign([tp])
+    committer.commit({tp: OffsetAndMetadata(4, "", -1)})
+    committer.close()
+    continuity = Continuity(Reader(settings), {topic: "login"}, stall_seconds=60)
+    try:
+        ordered = asyncio.run(continuity.in_order([delivered(topic, 1, 5)]))
+    finally:
+        continuity.reader.close()
+    # 0-3 were applied by whoever committed 4; 4 was skipped by Faust.
+    assert [(o, f) for o, _, f in offsets_and_values(ordered)] == [(4, True), (5, False)]
+
+
+def test_a_partition_that_does_not_move_is_read_by_the_check(settings: Settings) -> None:
+    topic = settings.topic("ticket")
+    produce(settings, topic, 0, 3)
+    produce(settings, topic, 2, 1200)
+    continuity = Continuity(Reader(settings), {topic: "ticket"}, stall_seconds=30)
+    applied: list[tuple[str, list[int]]] = []
+
+    async def process(kind: str, carriers: list[Any]) -> None:
+        applied.append((kind, [c.message.offset for c in carriers]))
+
+    async def run() -> list[dict[str, int]]:
+        assigned = [(topic, 0), (topic, 2), ("someone-elses-topic", 0)]
+        lags = [await continuity.check(assigned, process, now=100.0)]
+        await continuity.in_order([delivered(topic, 0, o) for o in range(3)])  # 0 moves
+        lags.append(await continuity.check(assigned, process, now=120.0))  # 2: 20 s still
+        assert applied == []
+        lags.append(await continuity.check(assigned, process, now=131.0))  # 2: 31 s: read
+        lags.append(await continuity.check(assigned, process, now=200.0))
+        return lags
+
+    try:
+        lags = asyncio.run(run())
+    finally:
+        continuity.reader.close()
+    assert lags == [{"ticket": 1203}, {"ticket": 1200}, {"ticket": 1200}, {"ticket": 0}]
+    # Read in batches of at most 500, in order, each message once.
+    assert [len(offsets) for _, offsets in applied] == [500, 500, 200]
+    assert [o for _, offsets in applied for o in offsets] == list(range(1200))
+    assert {kind for kind, _ in applied} == {"ticket"}
