@@ -6,6 +6,8 @@
    to the last; its memory and bytes of state per customer.
 4. The time to rebuild that worker's state from the changelog after its data is deleted.
 5. Two workers in one consumer group.
+6. Event-to-alert latency: a fresh worker fed at half the one-worker rate
+   (`churnstream.streams.latency`).
 
 Prints one JSON object; `docs/BENCHMARKS.md` records a run.
 """
@@ -31,6 +33,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from churnstream.streams.demo import KAFKA_SCRIPT, scrape_or_empty
+from churnstream.streams.latency import paced_alert_latency
 from churnstream.streams.producing import make_producer, produce_events
 from churnstream.streams.settings import Settings
 from churnstream.streams.simulation import simulate
@@ -158,7 +161,9 @@ def wait_processed(
     raise TimeoutError(msg)
 
 
-def run_bench(base: Settings, total: int, customers: int, workdir: Path) -> dict[str, Any]:
+def run_bench(
+    base: Settings, total: int, customers: int, workdir: Path, latency_seconds: float = 60
+) -> dict[str, Any]:
     subprocess.run([str(KAFKA_SCRIPT), "up"], check=True, capture_output=True)  # noqa: S603
     ns = f"bench{uuid.uuid4().hex[:6]}"
     settings = base.model_copy(update={"topic_prefix": ns, "app_id": f"{ns}-one"})
@@ -214,6 +219,29 @@ def run_bench(base: Settings, total: int, customers: int, workdir: Path) -> dict
         for w in pair:
             w.stop()
     one_rate, two_rate = sent / one_seconds, sent / two_seconds
+
+    lat = settings.model_copy(
+        update={
+            "topic_prefix": f"{ns}-lat",
+            "app_id": f"{ns}-lat",
+            "data_dir": workdir / "lat",
+            "web_port": free_port(),
+        }
+    )
+    create_topics(lat)
+    w = Worker(lat, "latency", workdir)
+    try:
+        while "Worker ready" not in w.log.read_text(errors="replace"):
+            if w.proc.poll() is not None:
+                msg = f"the latency worker exited; see {w.log}"
+                raise RuntimeError(msg)
+            time.sleep(0.2)
+        feed = int(one_rate / 2 * latency_seconds) + 1000  # more than the paced run sends
+        latency = paced_alert_latency(
+            lat, events(feed, customers, seed=2), one_rate / 2, latency_seconds
+        )
+    finally:
+        w.stop()
     return {
         "events": sent,
         "customers": customers,
@@ -228,5 +256,6 @@ def run_bench(base: Settings, total: int, customers: int, workdir: Path) -> dict
         "state_bytes_per_customer": round(state_bytes / state_customers),
         "recovery_seconds": round(recovery_seconds, 1),
         "two_workers_stalled": stalled,
+        "latency_at_half_load": latency,
         "machine": f"{os.cpu_count()} CPUs, {platform.machine()}, Python {platform.python_version()}",
     }

@@ -161,14 +161,18 @@ def bench(
     events: Annotated[int, typer.Option(help="simulated events to load")] = 1_000_000,
     customers: Annotated[int, typer.Option(help="simulated customers")] = 20_000,
     workdir: Annotated[Path, typer.Option(help="worker state and logs")] = Path("var/bench"),
+    latency_seconds: Annotated[
+        float, typer.Option(help="how long to feed events at half load for the latency")
+    ] = 60.0,
 ) -> None:
-    """Throughput: raw consumer vs one worker vs two; memory, state size, recovery time."""
+    """Throughput: raw consumer vs one worker vs two; memory, state size, recovery time;
+    event-to-alert latency at half load."""
     import orjson
 
     from churnstream.streams.bench import run_bench
 
     workdir.mkdir(parents=True, exist_ok=True)
-    result = run_bench(build_settings(), events, customers, workdir)
+    result = run_bench(build_settings(), events, customers, workdir, latency_seconds)
     typer.echo(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
 
 

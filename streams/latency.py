@@ -1,0 +1,111 @@
+"""Event-to-alert latency on the real broker: events produced at a steady rate, alerts read
+as a downstream service reads them.
+
+The latency of an alert is the time from the producer sending the event behind it to a
+consumer of `risk-changes` receiving the alert (both on this machine's clock). An alert
+names its customer and the event time of the event that caused it; that pair finds the
+event's send time.
+
+>>> percentiles([0.010, 0.020, 0.030, 0.040])["p50_ms"]
+25.0
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+import orjson
+from kafka import KafkaConsumer
+
+from churnstream.streams.producing import make_producer
+from churnstream.streams.settings import Settings
+
+TICK = 0.01  # seconds between paced sends
+
+
+def _key(customer_id: str, ts: str) -> tuple[str, datetime]:
+    return customer_id, datetime.fromisoformat(ts)
+
+
+def percentiles(seconds: list[float]) -> dict[str, float]:
+    if len(seconds) < 2:
+        return {"p50_ms": float("nan"), "p95_ms": float("nan"), "p99_ms": float("nan")}
+    cuts = statistics.quantiles(seconds, n=100, method="inclusive")
+    return {
+        "p50_ms": round(cuts[49] * 1000, 1),
+        "p95_ms": round(cuts[94] * 1000, 1),
+        "p99_ms": round(cuts[98] * 1000, 1),
+    }
+
+
+def _follow_alerts(
+    settings: Settings, received: list[tuple[float, bytes]], stopping: threading.Event
+) -> None:
+    consumer = KafkaConsumer(
+        settings.topic("risk-changes"),
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=None,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=10,
+        **settings.kafka_python_security(),  # type: ignore[arg-type]
+    )
+    try:
+        while not stopping.is_set():
+            for records in consumer.poll(timeout_ms=100).values():
+                now = time.time()
+                received += [(now, r.value) for r in records]
+    finally:
+        consumer.close()
+
+
+def paced_alert_latency(
+    settings: Settings, events: Iterable[dict[str, Any]], rate: float, seconds: float
+) -> dict[str, Any]:
+    """Send `events` at `rate` per second for `seconds` (a worker must be consuming) and
+    measure each resulting alert's latency; waits up to 30 s for the last alerts."""
+    received: list[tuple[float, bytes]] = []
+    stopping = threading.Event()
+    follower = threading.Thread(target=_follow_alerts, args=(settings, received, stopping))
+    follower.start()
+    producer = make_producer(settings, linger_ms=0)
+    topics = settings.event_topics()
+    sent_at: dict[tuple[str, datetime], float] = {}
+    started = time.monotonic()
+    it = iter(events)
+    sent = 0
+    try:
+        while (elapsed := time.monotonic() - started) < seconds:
+            due = int(elapsed * rate) - sent
+            for event in [e for _, e in zip(range(due), it, strict=False)]:
+                sent_at.setdefault(_key(event["customer_id"], event["ts"]), time.time())
+                producer.send(
+                    topics[event["type"]],
+                    key=event["customer_id"].encode(),
+                    value=orjson.dumps(event),
+                )
+                sent += 1
+            producer.flush()
+            time.sleep(TICK)
+        time.sleep(30)  # the last events' alerts
+    finally:
+        producer.close()
+        stopping.set()
+        follower.join()
+    latencies = []
+    for at, value in received:
+        alert = orjson.loads(value)
+        was_sent = sent_at.get(_key(alert["customer_id"], alert["ts"]))
+        if was_sent is not None:
+            latencies.append(at - was_sent)
+    return {
+        "rate_events_per_s": round(sent / seconds),
+        "events": sent,
+        "alerts": len(latencies),
+        **percentiles(latencies),
+        "max_ms": round(max(latencies) * 1000, 1) if latencies else float("nan"),
+    }

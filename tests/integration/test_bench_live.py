@@ -1,0 +1,39 @@
+"""`churnstream bench`'s measurements on the real broker, at a small size."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from churnstream.streams.bench import run_bench
+from churnstream.streams.latency import paced_alert_latency
+from churnstream.streams.settings import Settings
+from churnstream.streams.simulation import simulate
+
+
+def test_alert_latency_is_measured_from_send_to_receipt(settings: Settings, start_worker) -> None:  # type: ignore[no-untyped-def]
+    start_worker(settings)
+    result = paced_alert_latency(
+        settings, simulate(customers=300, days=60, seed=4), rate=400, seconds=15
+    )
+    assert 5000 <= result["events"] <= 6100  # 400/s for 15 s, paced
+    assert result["alerts"] > 10
+    assert 0 < result["p50_ms"] <= result["p95_ms"] <= result["p99_ms"] <= result["max_ms"]
+    assert result["max_ms"] < 60_000  # every alert matched to the send of its own event
+
+
+def test_bench_runs_every_phase_and_reports_them(settings: Settings, tmp_path: Path) -> None:
+    result = run_bench(settings, 3000, 200, tmp_path, latency_seconds=10)
+    assert result["events"] == 3000 and result["customers"] == 200
+    for key in (
+        "raw_consumer_events_per_s",
+        "one_worker_events_per_s",
+        "two_workers_events_per_s",
+        "recovery_seconds",
+        "worker_rss_mb",
+        "state_bytes_per_customer",
+    ):
+        assert result[key] > 0, key
+    assert result["two_workers_stalled"] is None
+    latency = result["latency_at_half_load"]
+    assert latency["events"] > latency["alerts"] > 0 and not math.isnan(latency["p99_ms"])
