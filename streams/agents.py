@@ -84,10 +84,10 @@ async def handle_batch(wiring: Wiring, event_type: str, records: list[Any]) -> N
     input: every message ends applied, recognised as a duplicate, or dead-lettered."""
     metrics, settings = wiring.metrics, wiring.settings
     started = time.perf_counter()
+    metrics.events_consumed.labels(type=event_type).inc(len(records))
     by_customer: dict[str, list[tuple[Any, Event]]] = {}
     for record in records:
         message = record.message
-        metrics.events_consumed.labels(type=event_type).inc()
         try:
             event = decode_event(
                 message.value,
@@ -101,6 +101,8 @@ async def handle_batch(wiring: Wiring, event_type: str, records: list[Any]) -> N
             continue
         by_customer.setdefault(event.customer_id, []).append((record, event))
 
+    processed = metrics.events_processed.labels(type=event_type)
+    duplicate = metrics.events_duplicate.labels(type=event_type)
     for customer_id, items in by_customer.items():
         outcomes: list[tuple[Any, Outcome]] = []
         try:
@@ -123,11 +125,11 @@ async def handle_batch(wiring: Wiring, event_type: str, records: list[Any]) -> N
             continue
         for message, outcome in outcomes:
             if outcome.status == "duplicate":
-                metrics.events_duplicate.labels(type=event_type).inc()
+                duplicate.inc()
             elif outcome.status == "too_late":
                 await send_dead_letter(wiring, message, "too_late", outcome.reason)
             else:
-                metrics.events_processed.labels(type=event_type).inc()
+                processed.inc()
                 if outcome.snapshot is not None:
                     await wiring.model_examples.send(
                         key=customer_id.encode(), value=snapshot_message(outcome.snapshot)
