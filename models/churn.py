@@ -178,19 +178,24 @@ class ChurnModel:
         """The probability of cancelling within the horizon, and what raised it most."""
         if not self.ready:
             return Prediction(self.base_rate, "prior")
+        return Prediction(
+            self.raw_probability(features), self.version_name, self.explain(features, top)
+        )
+
+    def explain(self, features: dict[str, float], top: int = 3) -> tuple[Driver, ...]:
+        """The features that moved the probability most: weight x scaled value, a feature's
+        linear and hat terms together."""
         x = self._design(features)
-        p = float(self.lr.predict_proba_one(x)[True])
         weights = self.lr.weights
         contributions: dict[str, float] = defaultdict(float)
-        for k, v in x.items():  # a feature's linear and hat terms together
+        for k, v in x.items():
             contributions[k.split("~", 1)[0]] += weights.get(k, 0.0) * v
         ranked = sorted(contributions.items(), key=lambda kv: -abs(kv[1]))[:top]
-        drivers = tuple(
+        return tuple(
             Driver(name=k, contribution=round(c, 4), direction="up" if c > 0 else "down")
             for k, c in ranked
             if c != 0
         )
-        return Prediction(p, self.version_name, drivers)
 
     def suggested_weights(self) -> dict[str, Any]:
         """Health component weights implied by the model: each component's share of the

@@ -17,6 +17,7 @@ real delay) and then learned. `predictor()` is what scoring calls.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from churnstream.models.churn import ChurnModel
@@ -29,8 +30,11 @@ def predictor_for(model: ChurnModel) -> ChurnPredictor:
     """What scoring calls: the model's probability, version and drivers for a feature dict."""
 
     def predict(features: dict[str, float]) -> ChurnPrediction:
-        p = model.predict(features)
-        return ChurnPrediction(p.probability, p.model_version, p.drivers)
+        if not model.ready:
+            return ChurnPrediction(model.base_rate, "prior")
+        return ChurnPrediction(
+            model.raw_probability(features), model.version_name, partial(model.explain, features)
+        )
 
     return predict
 

@@ -10,6 +10,7 @@ customer, the kind and the event, so a redelivered event yields the same id.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -92,7 +93,7 @@ class Assessment:
     segment: str
     plan: str | None = None
     churn_probability: float | None = None
-    churn_drivers: tuple[Driver, ...] = ()
+    churn_drivers: Callable[[], tuple[Driver, ...]] = lambda: ()  # asked only for an alert
     model_version: str | None = None
     lifetime_value: float | None = None
 
@@ -160,8 +161,8 @@ def assess(
             continue
         risk.last_alert[kind] = [a.now, severity]
         drivers = change_drivers(previous_contrib, hs.contributions) if previous_contrib else []
-        if kind == "churn_risk" and a.churn_drivers:
-            drivers = list(a.churn_drivers)
+        if kind == "churn_risk":
+            drivers = list(a.churn_drivers()) or drivers
         if not drivers:
             drivers = score_drivers(hs.contributions, hs.components)
         alerts.append(

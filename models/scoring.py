@@ -41,11 +41,22 @@ Source = tuple[str, int, int]
 """Where a message came from: topic, partition, offset."""
 
 
+def _no_drivers() -> tuple[Driver, ...]:
+    return ()
+
+
 @dataclass(frozen=True, slots=True)
 class ChurnPrediction:
+    """A probability and its version; the drivers are worked out only when asked for (an
+    alert or the API), which is rare next to predictions (one per event)."""
+
     probability: float
     model_version: str | None
-    drivers: tuple[Driver, ...] = ()
+    explain: Callable[[], tuple[Driver, ...]] = field(default=_no_drivers, compare=False)
+
+    @property
+    def drivers(self) -> tuple[Driver, ...]:
+        return self.explain()
 
 
 ChurnPredictor = Callable[[dict[str, float]], ChurnPrediction | None]
@@ -200,7 +211,7 @@ def step(
             segment=segment,
             plan=v.plan,
             churn_probability=v.churn.probability if v.churn else None,
-            churn_drivers=v.churn.drivers if v.churn else (),
+            churn_drivers=v.churn.explain if v.churn else _no_drivers,
             model_version=v.churn.model_version if v.churn else None,
             lifetime_value=v.lifetime_value,
         ),

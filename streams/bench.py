@@ -2,8 +2,9 @@
 
 1. Loads a simulated stream (all five event types) into fresh topics.
 2. The ceiling: a raw aiokafka consumer reading and JSON-decoding every message.
-3. One worker (validation, state, health, churn snapshots, alerts) from the first message
-   to the last; its memory and bytes of state per customer.
+3. One worker (validation, state, health, a churn prediction by a model trained offline and
+   published to the models topic first, churn snapshots, alerts) from the first message to
+   the last; its memory and bytes of state per customer.
 4. The time to rebuild that worker's state from the changelog after its data is deleted.
 5. Two workers in one consumer group.
 6. Event-to-alert latency: a fresh worker fed at half the one-worker rate
@@ -32,12 +33,16 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from churnstream.models.replay import replay
+from churnstream.models.scoring import ScoringContext
+from churnstream.schemas.events import parse_event_dict
 from churnstream.streams.demo import KAFKA_SCRIPT, scrape_or_empty
 from churnstream.streams.latency import paced_alert_latency
 from churnstream.streams.producing import make_producer, produce_events
 from churnstream.streams.settings import Settings
 from churnstream.streams.simulation import simulate
 from churnstream.streams.topics import create_topics
+from churnstream.streams.trainer import MODEL_KEY, Trainer, new_learner
 
 
 def free_port() -> int:
@@ -54,6 +59,22 @@ def events(total: int, customers: int, seed: int) -> Iterator[dict[str, Any]]:
         if len(stream) >= total:
             yield from stream
             return
+
+
+def trained_model_message(settings: Settings) -> bytes:
+    """A churn model learned by replaying a separate simulated history (300 customers, 150
+    days), as the trainer would publish it: the workers score every event with a real model
+    instead of the prior."""
+    trainer = Trainer(settings, new_learner(settings))
+    history = [parse_event_dict(e) for e in simulate(300, 150, seed=9)]
+    replay(history, ScoringContext(), learner=trainer.learner)
+    return trainer.model_message()
+
+
+def publish_model(settings: Settings, message: bytes) -> None:
+    producer = make_producer(settings)
+    producer.send(settings.topic("models"), key=MODEL_KEY, value=message).get(timeout=30)
+    producer.close()
 
 
 async def raw_consume(settings: Settings, total: int) -> float:
@@ -173,6 +194,8 @@ def run_bench(
     sent = produce_events(settings, events(total, customers, seed=1), producer=producer)
     producer.close()
     load_seconds = time.perf_counter() - started
+    model = trained_model_message(settings)
+    publish_model(settings, model)  # every worker below shares these topics
     raw = asyncio.run(raw_consume(settings, sent))
 
     one_dir = workdir / "one"
@@ -185,6 +208,7 @@ def run_bench(
         rss = w.rss_bytes()
         state_bytes = w.metric("churnstream_state_bytes")
         state_customers = w.metric("churnstream_state_customers") or 1
+        model_version = w.metric("churnstream_worker_model_version")
     finally:
         w.stop()
     shutil.rmtree(one_dir, ignore_errors=True)
@@ -229,6 +253,7 @@ def run_bench(
         }
     )
     create_topics(lat)
+    publish_model(lat, model)
     w = Worker(lat, "latency", workdir)
     try:
         while "Worker ready" not in w.log.read_text(errors="replace"):
@@ -256,6 +281,7 @@ def run_bench(
         "state_bytes_per_customer": round(state_bytes / state_customers),
         "recovery_seconds": round(recovery_seconds, 1),
         "two_workers_stalled": stalled,
+        "scored_with_model_version": int(model_version),
         "latency_at_half_load": latency,
         "machine": f"{os.cpu_count()} CPUs, {platform.machine()}, Python {platform.python_version()}",
     }

@@ -35,5 +35,6 @@ def test_bench_runs_every_phase_and_reports_them(settings: Settings, tmp_path: P
     ):
         assert result[key] > 0, key
     assert result["two_workers_stalled"] is None
+    assert result["scored_with_model_version"] == 1  # the model trained and published first
     latency = result["latency_at_half_load"]
     assert latency["events"] > latency["alerts"] > 0 and not math.isnan(latency["p99_ms"])

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import KAFKA
 from kafka import KafkaProducer
 
 from churnstream.models.replay import replay
@@ -130,3 +131,66 @@ def test_every_alert_reaches_slack_once_in_order_through_outages_and_restarts(  
     relay.signal(kill=False)
     log = (tmp_path / "relay.log").read_text()
     assert slack.url() not in log and "/services/" not in log, "the webhook URL is a secret"
+
+
+def test_a_minute_of_slack_errors_and_a_broker_outage_lose_nothing(  # type: ignore[no-untyped-def]
+    settings, slack: FakeSlack, tmp_path: Path
+) -> None:
+    """Slack answers 5xx and 429 for a minute; meanwhile the broker is stopped for 30 s.
+    The relay resumes by itself, and every alert (sent before and after the broker outage)
+    is posted exactly once, in order per customer."""
+    alerts = alerts_of_a_simulated_stream()
+    half = len(alerts) // 2
+    relay_settings = Settings(
+        **settings.model_dump(exclude_none=True)
+        | {
+            "slack_webhook_url": slack.url(),
+            "relay_group": f"{settings.app_id}-relay",
+            "relay_journal": tmp_path / "posted.sqlite3",
+            "relay_metrics_port": free_port(),
+        }
+    )
+
+    def send(batch: list[RiskChange]) -> None:
+        producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+        for a in batch:
+            producer.send(
+                settings.topic("risk-changes"),
+                key=a.customer_id.encode(),
+                value=a.model_dump_json().encode(),
+            )
+        producer.flush()
+        producer.close()
+
+    outage = {"until": 0.0, "n": 0}
+
+    def rule(path: str, payload: dict[str, Any]) -> Answer:
+        if time.monotonic() < outage["until"]:
+            outage["n"] += 1
+            return SERVER_ERROR if outage["n"] % 2 else RATE_LIMITED
+        return OK
+
+    slack.rule = rule
+    send(alerts[:half])
+    relay = RelayProcess(relay_settings, tmp_path / "relay.log").start()
+    wait_for(lambda: len(slack.accepted) >= 5, 120, "the first alerts posted")
+    outage["until"] = time.monotonic() + 60
+    subprocess.run([KAFKA, "down"], check=True, capture_output=True, timeout=120)
+    time.sleep(30)
+    subprocess.run([KAFKA, "up"], check=True, capture_output=True, timeout=300)
+    send(alerts[half:])
+    assert relay.proc is not None and relay.proc.poll() is None, "the relay stayed up"
+    wait_for(lambda: len(slack.accepted) >= len(alerts), 240, "every alert posted")
+    time.sleep(3)  # anything posted twice would arrive now
+    relay.signal(kill=False)
+
+    posted = [p["attachments"][0]["blocks"][0]["block_id"] for _, p in slack.accepted]
+    assert sorted(posted) == sorted(a.alert_id for a in alerts), "each alert exactly once"
+    position = {alert_id: i for i, alert_id in enumerate(posted)}
+    by_customer: dict[str, list[str]] = {}
+    for a in alerts:
+        by_customer.setdefault(a.customer_id, []).append(a.alert_id)
+    for ids in by_customer.values():
+        assert [position[i] for i in ids] == sorted(position[i] for i in ids), "order kept"
+    failures = [s for _, s in slack.requests if s in (429, 500)]
+    assert outage["n"] == len(failures) >= 4, "Slack's errors were met and retried"
