@@ -129,6 +129,14 @@ class Worker:
     def metric(self, name: str) -> float:
         return scrape_or_empty(self.url).get(name, 0.0)
 
+    def wait_log(self, text: str) -> None:
+        """Until the worker's log says `text`; RuntimeError if it exits first."""
+        while text not in self.log.read_text(errors="replace"):
+            if self.proc.poll() is not None:
+                msg = f"worker exited before {text!r}; see {self.log}"
+                raise RuntimeError(msg)
+            time.sleep(0.1)
+
     def rss_bytes(self) -> int:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -215,11 +223,7 @@ def run_bench(
     started = time.perf_counter()
     w = Worker(one, "one-recovered", workdir)
     try:
-        while "Recovery complete" not in w.log.read_text(errors="replace"):
-            if w.proc.poll() is not None:
-                msg = f"recovering worker exited; see {w.log}"
-                raise RuntimeError(msg)
-            time.sleep(0.1)
+        w.wait_log("Recovery complete")
         recovery_seconds = time.perf_counter() - started
     finally:
         w.stop()
@@ -256,11 +260,7 @@ def run_bench(
     publish_model(lat, model)
     w = Worker(lat, "latency", workdir)
     try:
-        while "Worker ready" not in w.log.read_text(errors="replace"):
-            if w.proc.poll() is not None:
-                msg = f"the latency worker exited; see {w.log}"
-                raise RuntimeError(msg)
-            time.sleep(0.2)
+        w.wait_log("Worker ready")
         feed = int(one_rate / 2 * latency_seconds) + 1000  # more than the paced run sends
         latency = paced_alert_latency(
             lat, events(feed, customers, seed=2), one_rate / 2, latency_seconds

@@ -27,6 +27,44 @@ def alerts_of_a_simulated_stream() -> list[RiskChange]:
     return replay([parse_event_dict(e) for e in events]).alerts
 
 
+def send_alerts(settings: Settings, alerts: list[RiskChange]) -> None:
+    producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+    for a in alerts:
+        producer.send(
+            settings.topic("risk-changes"),
+            key=a.customer_id.encode(),
+            value=a.model_dump_json().encode(),
+        )
+    producer.flush()
+    producer.close()
+
+
+def relay_settings_for(
+    settings: Settings, slack: FakeSlack, tmp_path: Path, **extra: object
+) -> Settings:
+    return Settings(
+        **settings.model_dump(exclude_none=True)
+        | {
+            "slack_webhook_url": slack.url(),
+            "relay_group": f"{settings.app_id}-relay",
+            "relay_journal": tmp_path / "posted.sqlite3",
+            "relay_metrics_port": free_port(),
+        }
+        | extra
+    )
+
+
+def assert_posted_once_in_order(slack: FakeSlack, expected: list[RiskChange]) -> None:
+    posted = [p["attachments"][0]["blocks"][0]["block_id"] for _, p in slack.accepted]
+    assert sorted(posted) == sorted(a.alert_id for a in expected), "each alert exactly once"
+    position = {alert_id: i for i, alert_id in enumerate(posted)}
+    by_customer: dict[str, list[str]] = {}
+    for a in expected:
+        by_customer.setdefault(a.customer_id, []).append(a.alert_id)
+    for ids in by_customer.values():
+        assert [position[i] for i in ids] == sorted(position[i] for i in ids), "order kept"
+
+
 class RelayProcess:
     def __init__(self, settings: Settings, log: Path) -> None:
         self.settings, self.log = settings, log
@@ -60,16 +98,7 @@ def test_every_alert_reaches_slack_once_in_order_through_outages_and_restarts(  
 ) -> None:
     alerts = alerts_of_a_simulated_stream()
     poison = alerts[5].customer_id  # Slack refuses this customer's messages (400)
-    relay_settings = Settings(
-        **settings.model_dump(exclude_none=True)
-        | {
-            "slack_webhook_url": slack.url(),
-            "relay_group": f"{settings.app_id}-relay",
-            "relay_journal": tmp_path / "posted.sqlite3",
-            "relay_metrics_port": free_port(),
-            "slack_max_rejections": 2,
-        }
-    )
+    relay_settings = relay_settings_for(settings, slack, tmp_path, slack_max_rejections=2)
     calls = {"n": 0}
 
     def rule(path: str, payload: dict[str, Any]) -> Answer:
@@ -80,15 +109,7 @@ def test_every_alert_reaches_slack_once_in_order_through_outages_and_restarts(  
 
     slack.rule = rule
     slack.queue = [SERVER_ERROR] * 3  # Slack is having a bad moment as the relay starts
-    producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
-    for a in alerts:
-        producer.send(
-            settings.topic("risk-changes"),
-            key=a.customer_id.encode(),
-            value=a.model_dump_json().encode(),
-        )
-    producer.flush()
-    producer.close()
+    send_alerts(settings, alerts)
     expected = [a for a in alerts if a.customer_id != poison]
 
     relay = RelayProcess(relay_settings, tmp_path / "relay.log").start()
@@ -105,14 +126,7 @@ def test_every_alert_reaches_slack_once_in_order_through_outages_and_restarts(  
     wait_for(lambda: len(slack.accepted) >= len(expected), 180, "every alert posted")
     time.sleep(2)  # anything posted twice would arrive now
 
-    posted = [p["attachments"][0]["blocks"][0]["block_id"] for _, p in slack.accepted]
-    assert sorted(posted) == sorted(a.alert_id for a in expected), "each alert exactly once"
-    by_customer: dict[str, list[str]] = {}
-    for a in expected:
-        by_customer.setdefault(a.customer_id, []).append(a.alert_id)
-    position = {alert_id: i for i, alert_id in enumerate(posted)}
-    for ids in by_customer.values():
-        assert [position[i] for i in ids] == sorted(position[i] for i in ids), "order kept"
+    assert_posted_once_in_order(slack, expected)
     statuses = {s for _, s in slack.requests}
     assert {0, 400, 429, 500} <= statuses
 
@@ -141,26 +155,7 @@ def test_a_minute_of_slack_errors_and_a_broker_outage_lose_nothing(  # type: ign
     is posted exactly once, in order per customer."""
     alerts = alerts_of_a_simulated_stream()
     half = len(alerts) // 2
-    relay_settings = Settings(
-        **settings.model_dump(exclude_none=True)
-        | {
-            "slack_webhook_url": slack.url(),
-            "relay_group": f"{settings.app_id}-relay",
-            "relay_journal": tmp_path / "posted.sqlite3",
-            "relay_metrics_port": free_port(),
-        }
-    )
-
-    def send(batch: list[RiskChange]) -> None:
-        producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
-        for a in batch:
-            producer.send(
-                settings.topic("risk-changes"),
-                key=a.customer_id.encode(),
-                value=a.model_dump_json().encode(),
-            )
-        producer.flush()
-        producer.close()
+    relay_settings = relay_settings_for(settings, slack, tmp_path)
 
     outage = {"until": 0.0, "n": 0}
 
@@ -171,26 +166,19 @@ def test_a_minute_of_slack_errors_and_a_broker_outage_lose_nothing(  # type: ign
         return OK
 
     slack.rule = rule
-    send(alerts[:half])
+    send_alerts(settings, alerts[:half])
     relay = RelayProcess(relay_settings, tmp_path / "relay.log").start()
     wait_for(lambda: len(slack.accepted) >= 5, 120, "the first alerts posted")
     outage["until"] = time.monotonic() + 60
     subprocess.run([KAFKA, "down"], check=True, capture_output=True, timeout=120)
     time.sleep(30)
     subprocess.run([KAFKA, "up"], check=True, capture_output=True, timeout=300)
-    send(alerts[half:])
+    send_alerts(settings, alerts[half:])
     assert relay.proc is not None and relay.proc.poll() is None, "the relay stayed up"
     wait_for(lambda: len(slack.accepted) >= len(alerts), 240, "every alert posted")
     time.sleep(3)  # anything posted twice would arrive now
     relay.signal(kill=False)
 
-    posted = [p["attachments"][0]["blocks"][0]["block_id"] for _, p in slack.accepted]
-    assert sorted(posted) == sorted(a.alert_id for a in alerts), "each alert exactly once"
-    position = {alert_id: i for i, alert_id in enumerate(posted)}
-    by_customer: dict[str, list[str]] = {}
-    for a in alerts:
-        by_customer.setdefault(a.customer_id, []).append(a.alert_id)
-    for ids in by_customer.values():
-        assert [position[i] for i in ids] == sorted(position[i] for i in ids), "order kept"
+    assert_posted_once_in_order(slack, alerts)
     failures = [s for _, s in slack.requests if s in (429, 500)]
     assert outage["n"] == len(failures) >= 4, "Slack's errors were met and retried"
