@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
-.PHONY: demo test lint unit tools broker-up broker-down schemas clean
+.PHONY: demo test heavy lint unit tools broker-up broker-down schemas clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ demo: $(STAMP)
 test: $(STAMP) lint tools
 	deploy/local/kafka up
 	$(BIN)/python -m pytest --doctest-modules --durations=15; rc=$$?; \
+	  [ -n "$$CHURNSTREAM_KEEP_BROKER" ] || deploy/local/kafka down; exit $$rc
+
+heavy: $(STAMP) lint
+	deploy/local/kafka up
+	$(BIN)/python -m pytest -m heavy tests/integration --durations=5; rc=$$?; \
 	  [ -n "$$CHURNSTREAM_KEEP_BROKER" ] || deploy/local/kafka down; exit $$rc
 
 tools:

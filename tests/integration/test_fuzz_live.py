@@ -1,4 +1,5 @@
-"""A reduced fuzz run on the real broker: bad messages mixed into good ones."""
+"""Fuzz runs on the real broker: bad messages mixed into good ones. The reduced run is in
+every CI run; the full one (100,000 good events) is marked heavy (`make heavy`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import random
 from collections import Counter
 
 import orjson
+import pytest
 from kafka import KafkaProducer
 
 from churnstream.schemas.records import DeadLetter
@@ -13,17 +15,43 @@ from churnstream.streams.malformed import malformed_messages
 from churnstream.streams.simulation import simulate
 from harness import http_json, read_topic, wait_for
 
-GOOD, CORPUS, BLOBS, DUPLICATES = 6000, 300, 200, 100
-
 
 def test_bad_input_is_dead_lettered_good_input_processed_once(settings, start_worker) -> None:  # type: ignore[no-untyped-def]
+    fuzz(settings, start_worker, good_n=6000, corpus=300, blobs=200, duplicates=100)
+
+
+@pytest.mark.heavy
+def test_a_hundred_thousand_good_events_with_bad_ones_mixed_in(settings, start_worker) -> None:  # type: ignore[no-untyped-def]
+    fuzz(
+        settings,
+        start_worker,
+        good_n=100_000,
+        corpus=3000,
+        blobs=2000,
+        duplicates=1000,
+        customers=600,
+        timeout=1800,
+    )
+
+
+def fuzz(  # type: ignore[no-untyped-def]
+    settings,
+    start_worker,
+    good_n: int,
+    corpus: int,
+    blobs: int,
+    duplicates: int,
+    customers: int = 60,
+    timeout: float = 300,
+) -> None:
     rng = random.Random(17)
     worker = start_worker(settings)
-    good = list(simulate(customers=60, days=40, seed=17))[:GOOD]
-    duplicated = rng.sample(good, DUPLICATES)  # sent twice: the same event id again
-    bad = [(m.topic_type, m.key, m.value) for m in malformed_messages(CORPUS, seed=17)]
+    good = list(simulate(customers=customers, days=60, seed=17))[:good_n]
+    assert len(good) == good_n
+    duplicated = rng.sample(good, duplicates)  # sent twice: the same event id again
+    bad = [(m.topic_type, m.key, m.value) for m in malformed_messages(corpus, seed=17)]
     types = sorted({e["type"] for e in good})
-    for _ in range(BLOBS):  # random bytes, on a random topic, under a random key
+    for _ in range(blobs):  # random bytes, on a random topic, under a random key
         blob = rng.randbytes(rng.randint(0, 400))
         bad.append((rng.choice(types), rng.randbytes(rng.randint(0, 12)) or None, blob))
     outgoing = [(e["type"], e["customer_id"].encode(), orjson.dumps(e)) for e in good]
@@ -47,12 +75,12 @@ def test_bad_input_is_dead_lettered_good_input_processed_once(settings, start_wo
             + worker.metric("churnstream_events_invalid_total")
             >= len(outgoing)
         ),
-        300,
+        timeout,
         "every message to be handled",
     )
     assert worker.proc is not None and worker.proc.poll() is None, "the worker never crashed"
-    assert worker.metric("churnstream_events_processed_total") == GOOD
-    too_late = int(DUPLICATES - worker.metric("churnstream_events_duplicate_total"))
+    assert worker.metric("churnstream_events_processed_total") == good_n
+    too_late = int(duplicates - worker.metric("churnstream_events_duplicate_total"))
     letters = [
         DeadLetter.model_validate_json(r.value)
         for r in read_topic(settings, settings.topic("dead-letter"), expect=len(bad) + too_late)
@@ -60,7 +88,7 @@ def test_bad_input_is_dead_lettered_good_input_processed_once(settings, start_wo
     # A copy sent again within the lateness bound is recognised; one sent later than that
     # is dead-lettered as too late. Either way it is not counted twice.
     late = [d for d in letters if d.error_code == "too_late"]
-    assert worker.metric("churnstream_events_duplicate_total") + len(late) == DUPLICATES
+    assert worker.metric("churnstream_events_duplicate_total") + len(late) == duplicates
     copies = {orjson.dumps(e) for e in duplicated}
     assert all(d.original_bytes() in copies for d in late)
     rest = sorted(d.original_bytes() for d in letters if d.error_code != "too_late")
