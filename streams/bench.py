@@ -105,14 +105,7 @@ async def raw_consume(settings: Settings, total: int) -> float:
 class Worker:
     def __init__(self, settings: Settings, name: str, workdir: Path) -> None:
         self.settings, self.log = settings, workdir / f"{name}.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CHURNSTREAM_")}
-        env |= {
-            "CHURNSTREAM_BROKER": settings.broker,
-            "CHURNSTREAM_APP_ID": settings.app_id,
-            "CHURNSTREAM_TOPIC_PREFIX": settings.topic_prefix,
-            "CHURNSTREAM_TOPIC_PARTITIONS": str(settings.topic_partitions),
-            "CHURNSTREAM_DATA_DIR": str(settings.data_dir),
-            "CHURNSTREAM_WEB_PORT": str(settings.web_port),
+        env = settings.child_env(os.environ) | {
             "CHURNSTREAM_LOG_LEVEL": "info",
             "CHURNSTREAM_BROKER_SESSION_TIMEOUT": "10",
         }

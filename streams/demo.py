@@ -82,13 +82,7 @@ def run_demo(settings: Settings, customers: int, days: int, seed: int, keep_brok
         workdir = settings.data_dir.parent
         workdir.mkdir(parents=True, exist_ok=True)
         log, relay_log = workdir / "demo-worker.log", workdir / "demo-slack-relay.log"
-        env = {
-            **os.environ,
-            "CHURNSTREAM_APP_ID": settings.app_id,
-            "CHURNSTREAM_TOPIC_PREFIX": settings.topic_prefix,
-            "CHURNSTREAM_DATA_DIR": str(settings.data_dir),
-            "CHURNSTREAM_WEB_PORT": str(settings.web_port),
-        }
+        env = settings.child_env(os.environ)
         relay_env = {
             **env,
             "CHURNSTREAM_SLACK_WEBHOOK_URL": "",  # console mode

@@ -9,6 +9,8 @@ Nested values use `__`: `CHURNSTREAM_HEALTH__WEIGHTS__SUPPORT=0.3`.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -148,6 +150,20 @@ class Settings(BaseSettings):
             )
             raise ValueError(msg)
         return self
+
+    def child_env(self, base: Mapping[str, str]) -> dict[str, str]:
+        """`base` (say, os.environ) without its CHURNSTREAM_ variables, plus these settings
+        as CHURNSTREAM_ variables: a child process started with it builds the same settings."""
+        env = {k: v for k, v in base.items() if not k.startswith("CHURNSTREAM_")}
+        for name, value in self.model_dump(mode="json", exclude={"api_token"}).items():
+            if value is not None:
+                text = json.dumps(value) if isinstance(value, dict | list) else str(value)
+                env[f"CHURNSTREAM_{name.upper()}"] = text
+        for name in ("api_token", "slack_webhook_url", "broker_sasl_password"):
+            secret = getattr(self, name)
+            if secret is not None:
+                env[f"CHURNSTREAM_{name.upper()}"] = secret.get_secret_value()
+        return env
 
     def health_settings(self) -> HealthConfig:
         """The health configuration: the YAML file when one is named, else `health`."""

@@ -30,14 +30,7 @@ def free_port() -> int:
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that makes a child process build the same settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHURNSTREAM_")}
-    for name, value in settings.model_dump(mode="json", exclude={"api_token"}).items():
-        if value is not None:
-            text = json.dumps(value) if isinstance(value, dict | list) else str(value)
-            env[f"CHURNSTREAM_{name.upper()}"] = text
-    if settings.api_token is not None:
-        env["CHURNSTREAM_API_TOKEN"] = settings.api_token.get_secret_value()
-    return env
+    return settings.child_env(os.environ)
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.5) -> Any:

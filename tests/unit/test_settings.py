@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+
 import pytest
 from pydantic import ValidationError
 
@@ -57,3 +59,32 @@ def test_an_empty_variable_means_unset(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CHURNSTREAM_SLACK_CRM_URL", "")
     s = Settings()
     assert s.slack_webhook_url is None and s.slack_crm_url is None
+
+
+def test_a_child_process_environment_rebuilds_the_same_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    s = Settings(
+        app_id="a1",
+        web_host="0.0.0.0",  # noqa: S104 (needs the token, which must travel too)
+        api_token="t0ken",
+        slack_webhook_url="https://hooks.example/services/X",
+        broker_sasl_mechanism="PLAIN",
+        broker_sasl_username="u",
+        broker_sasl_password="p4ss",
+        rating_labels={"nps": {"great": 10.0}},
+        partition_stall_seconds=12.5,
+    )
+    env = s.child_env({"PATH": "/bin", "CHURNSTREAM_APP_ID": "stale"})
+    assert env["PATH"] == "/bin" and env["CHURNSTREAM_APP_ID"] == "a1"
+    for key in list(os.environ):
+        if key.startswith("CHURNSTREAM_"):
+            monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    again = Settings()
+    assert again.model_dump() == s.model_dump()
+    assert again.api_token and again.api_token.get_secret_value() == "t0ken"
+    assert again.broker_sasl_password and again.broker_sasl_password.get_secret_value() == "p4ss"
+    url = again.slack_webhook_url
+    assert url and url.get_secret_value() == "https://hooks.example/services/X"
