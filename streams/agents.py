@@ -31,7 +31,7 @@ from churnstream.streams.learning_messages import cancel_message, snapshot_messa
 
 log = logging.getLogger(__name__)
 
-BATCH_MAX = 2000
+BATCH_MAX = 500
 BATCH_WITHIN = 0.05  # seconds
 CHECK_SECONDS = 5.0  # backlog gauge and stalled-partition check
 
