@@ -66,6 +66,12 @@ class Settings(BaseSettings):
         description="a source partition whose backlog has not moved this long is read by the "
         "worker itself (faust-streaming can leave assigned partitions unfetched)",
     )
+    rocksdb_write_buffer_mb: int = Field(
+        default=8, ge=1, description="RocksDB write buffer per table partition (two at most)"
+    )
+    rocksdb_block_cache_mb: int = Field(
+        default=32, ge=1, description="RocksDB block cache per table partition"
+    )
     max_message_bytes: int = Field(default=256 * 1024, ge=1024, description="larger is invalid")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     rating_labels: dict[str, dict[str, float]] = Field(
