@@ -83,6 +83,11 @@ class RiskState:
         )
 
 
+def no_drivers() -> tuple[Driver, ...]:
+    """No churn drivers: no model, or a prediction that has none."""
+    return ()
+
+
 @dataclass(frozen=True, slots=True)
 class Assessment:
     """What the scoring step knows about the customer now, beyond the health score."""
@@ -93,7 +98,7 @@ class Assessment:
     segment: str
     plan: str | None = None
     churn_probability: float | None = None
-    churn_drivers: Callable[[], tuple[Driver, ...]] = lambda: ()  # asked only for an alert
+    churn_drivers: Callable[[], tuple[Driver, ...]] = no_drivers  # asked only for an alert
     model_version: str | None = None
     lifetime_value: float | None = None
 

@@ -29,7 +29,7 @@ from churnstream.models.features import FeatureState, current_plan, derive
 from churnstream.models.health import HealthConfig, HealthScore, health_score
 from churnstream.models.labels import Snapshot
 from churnstream.models.peers import PeerBaseline
-from churnstream.models.risk import Assessment, RiskState, assess, score_drivers
+from churnstream.models.risk import Assessment, RiskState, assess, no_drivers, score_drivers
 from churnstream.models.seen import SeenIds
 from churnstream.models.segments import behaviour_segment, lifetime_value, size_segment
 from churnstream.schemas.events import Event, SubscriptionEvent, SurveyEvent
@@ -41,10 +41,6 @@ Source = tuple[str, int, int]
 """Where a message came from: topic, partition, offset."""
 
 
-def _no_drivers() -> tuple[Driver, ...]:
-    return ()
-
-
 @dataclass(frozen=True, slots=True)
 class ChurnPrediction:
     """A probability and its version; the drivers are worked out only when asked for (an
@@ -52,7 +48,7 @@ class ChurnPrediction:
 
     probability: float
     model_version: str | None
-    explain: Callable[[], tuple[Driver, ...]] = field(default=_no_drivers, compare=False)
+    explain: Callable[[], tuple[Driver, ...]] = field(default=no_drivers, compare=False)
 
     @property
     def drivers(self) -> tuple[Driver, ...]:
@@ -211,7 +207,7 @@ def step(
             segment=segment,
             plan=v.plan,
             churn_probability=v.churn.probability if v.churn else None,
-            churn_drivers=v.churn.explain if v.churn else _no_drivers,
+            churn_drivers=v.churn.explain if v.churn else no_drivers,
             model_version=v.churn.model_version if v.churn else None,
             lifetime_value=v.lifetime_value,
         ),

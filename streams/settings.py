@@ -160,12 +160,13 @@ class Settings(BaseSettings):
     def child_env(self, base: Mapping[str, str]) -> dict[str, str]:
         """`base` (say, os.environ) without its CHURNSTREAM_ variables, plus these settings
         as CHURNSTREAM_ variables: a child process started with it builds the same settings."""
+        secrets = ("api_token", "slack_webhook_url", "broker_sasl_password")
         env = {k: v for k, v in base.items() if not k.startswith("CHURNSTREAM_")}
-        for name, value in self.model_dump(mode="json", exclude={"api_token"}).items():
+        for name, value in self.model_dump(mode="json", exclude=set(secrets)).items():
             if value is not None:
                 text = json.dumps(value) if isinstance(value, dict | list) else str(value)
                 env[f"CHURNSTREAM_{name.upper()}"] = text
-        for name in ("api_token", "slack_webhook_url", "broker_sasl_password"):
+        for name in secrets:
             secret = getattr(self, name)
             if secret is not None:
                 env[f"CHURNSTREAM_{name.upper()}"] = secret.get_secret_value()
