@@ -1,0 +1,28 @@
+"""Shares of the worker's main thread in a py-spy raw profile (see profile_worker.py)."""
+
+import collections
+import sys
+from pathlib import Path
+
+CATEGORIES = [
+    ("idle (event loop waiting in select)", "EpollSelector.select"),
+    ("scoring step (models/)", "step (models/scoring.py"),
+    ("reading state (table get + JSON decode)", "load_record (streams/agents.py"),
+    ("writing state (table put, RocksDB, changelog enqueue)", "store_record (streams/agents.py"),
+    ("decoding + validating events", "decode_event"),
+    ("producer buffer (changelog/alerts/snapshots)", "ProducerBuffer._handle_pending"),
+    ("Faust consumer delivery (drain loop)", "Consumer._drain_messages"),
+]
+total, shares = 0, collections.Counter()
+for line in Path(sys.argv[1]).read_text().splitlines():
+    if not line.strip():
+        continue
+    stack, n = line.rsplit(" ", 1)
+    if "run_until_complete" not in stack:  # the main thread only
+        continue
+    total += int(n)
+    name = next((c for c, pattern in CATEGORIES if pattern in stack), "other (Faust/aiokafka)")
+    shares[name] += int(n)
+print("main-thread samples", total)
+for name, n in shares.most_common():
+    print(f"{100 * n / total:5.1f}%  {name}")

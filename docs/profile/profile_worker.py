@@ -1,0 +1,51 @@
+"""One worker on N simulated events, optionally sampled by py-spy; prints events/s and RSS.
+
+Run from the repository root with the local broker up (`deploy/local/kafka up`):
+
+    .venv/bin/python docs/profile/profile_worker.py 200000 5000          # rate and RSS
+    .venv/bin/python docs/profile/profile_worker.py 200000 5000 40       # + 40 s of py-spy
+    python3 docs/profile/main_thread_shares.py var/profile/out.txt       # the shares table
+
+(py-spy: `.venv/bin/pip install py-spy`.) Worker logs and the profile go to var/profile.
+"""
+
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from churnstream.streams.bench import Worker, events, free_port, make_producer, wait_processed
+from churnstream.streams.producing import produce_events
+from churnstream.streams.settings import Settings
+from churnstream.streams.topics import create_topics
+
+out = Path("var/profile")
+out.mkdir(parents=True, exist_ok=True)
+total, customers = int(sys.argv[1]), int(sys.argv[2])
+ns = f"prof{uuid.uuid4().hex[:6]}"
+s = Settings(
+    topic_prefix=ns, app_id=ns, topic_partitions=8, data_dir=out / ns, web_port=free_port()
+)
+create_topics(s)
+p = make_producer(s)
+sent = produce_events(s, events(total, customers, seed=1), producer=p)
+p.close()
+print("loaded", sent, flush=True)
+w = Worker(s, "w", out)
+spy = None
+if len(sys.argv) > 3:
+    time.sleep(8)
+    spy = subprocess.Popen(  # noqa: S603
+        [".venv/bin/py-spy", "record", "-d", sys.argv[3], "-p", str(w.proc.pid)]
+        + ["-f", "raw", "-o", str(out / "out.txt"), "-r", "50"]
+    )
+try:
+    secs = wait_processed([w], sent)
+    print(f"processed {sent} in {secs:.1f}s = {sent / secs:.0f} ev/s", flush=True)
+    time.sleep(6)
+    print("rss MB", w.rss_bytes() / 2**20, flush=True)
+finally:
+    if spy:
+        spy.wait()
+    w.stop()

@@ -1,0 +1,33 @@
+"""Events per second of the pure scoring path, no Kafka: decode, load the state from JSON,
+step, tally, store to JSON (run: .venv/bin/python docs/profile/pure_step.py)."""
+
+import time
+
+import orjson
+
+from churnstream.models.business import BusinessMetrics
+from churnstream.models.scoring import CustomerRecord, ScoringContext, step, tally
+from churnstream.schemas.decoding import decode_event
+from churnstream.streams.settings import Settings
+from churnstream.streams.simulation import simulate
+
+s = Settings()
+raw = [orjson.dumps(e) for e in simulate(customers=300, days=60, seed=3)]
+types = [orjson.loads(r)["type"] for r in raw]
+ctx = ScoringContext(config=s.health_settings(), snapshot_period=86400.0)
+business = BusinessMetrics()
+records: dict[str, bytes] = {}
+started = time.perf_counter()
+for i, (r, t) in enumerate(zip(raw, types, strict=True)):
+    ev = decode_event(
+        r, key=None, topic_type=t, max_bytes=s.max_message_bytes, rating_labels=s.rating_labels
+    )
+    stored = records.get(ev.customer_id)
+    rec = (
+        CustomerRecord.from_dict(orjson.loads(stored))
+        if stored
+        else CustomerRecord.new(ev.customer_id)
+    )
+    tally(business, rec, ev, step(rec, ev, ("t", 0, i), ctx), ctx)
+    records[ev.customer_id] = orjson.dumps(rec.to_dict())
+print(f"{len(raw)} events, {len(raw) / (time.perf_counter() - started):.0f} events/s")
