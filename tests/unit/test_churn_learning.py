@@ -6,6 +6,7 @@ import math
 import random
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -105,7 +106,7 @@ def test_the_model_learns_separable_churn_and_stays_calibrated_on_a_base_rate() 
     rng = random.Random(3)
     m = ChurnModel(min_examples=50)
     assert m.predict({"days_since_login": 1.0}).model_version == "prior"
-    for _ in range(3000):
+    for _ in range(6000):  # it predicts with averaged weights, which lag the first thousands
         churner = rng.random() < 0.1
         gap = rng.uniform(8, 30) if churner else rng.uniform(0, 10)
         m.learn({"days_since_login": gap, "usage_7d": rng.uniform(0, 50)}, churner)
@@ -118,6 +119,46 @@ def test_the_model_learns_separable_churn_and_stays_calibrated_on_a_base_rate() 
     xs = [{"days_since_login": rng.uniform(0, 30), "usage_7d": 10.0} for _ in range(500)]
     mean_p = sum(m.raw_probability(x) for x in xs) / len(xs)
     assert 0.0 < mean_p < 0.6
+
+
+def test_it_predicts_with_the_mean_of_the_weights_it_visited_then_a_moving_average() -> None:
+    rng = random.Random(5)
+    m = ChurnModel(min_examples=1, average_window=50)
+    visited: list[dict[str, float]] = []
+    intercepts: list[float] = []
+    for i in range(120):
+        m.learn({"a": rng.random(), "b": rng.random() * 5}, rng.random() < 0.3)
+        visited.append(dict(m.lr._weights))
+        intercepts.append(m.lr.intercept)
+        if i + 1 == 50:  # the plain mean of every step so far
+            for k in m.weights:
+                mean = sum(w.get(k, 0.0) for w in visited) / len(visited)
+                assert math.isclose(m.weights[k], mean, rel_tol=1e-9, abs_tol=1e-12)
+            assert math.isclose(m.intercept, sum(intercepts) / 50, rel_tol=1e-9)
+    # After the window, older steps fade: the average follows the last ones, not the first.
+    last = sum(visited[-1].values())
+    first = sum(visited[0].values())
+    assert abs(sum(m.weights.values()) - last) < abs(sum(m.weights.values()) - first)
+    # And it is what predicts: the probability is the logistic of the averaged weights.
+    x = {"a": 0.5, "b": 2.5}
+    z = m.intercept + sum(m.weights.get(k, 0.0) * v for k, v in m._design(x).items())
+    assert math.isclose(m.raw_probability(x), 1 / (1 + math.exp(-z)), rel_tol=1e-12)
+    assert m.raw_probability(x) != m.lr.predict_proba_one(m._design(x))[True]
+
+
+def test_a_schema_1_model_loads_with_its_average_starting_at_its_weights() -> None:
+    rng = random.Random(2)
+    m = ChurnModel(min_examples=10)
+    for _ in range(200):
+        m.learn({"a": rng.random()}, rng.random() < 0.3)
+    old = m.to_json()
+    old["schema"] = 1
+    del old["average"], old["params"]["average_window"]
+    back = ChurnModel.from_json(old)
+    assert back.weights == m.lr.weights and back.intercept == m.lr.intercept
+    assert back.predict({"a": 0.9}).model_version == m.predict({"a": 0.9}).model_version
+    with pytest.raises(ValueError, match="schema 9"):
+        ChurnModel.from_json({**old, "schema": 9})
 
 
 def test_the_model_travels_as_json_and_predicts_the_same() -> None:
