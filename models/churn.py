@@ -4,7 +4,7 @@ feature and piecewise-linear hat functions of it (an additive model), learning o
 It predicts with a running average of the weights the optimizer visits (Polyak-Ruppert
 averaging; exponential over the last `average_window` examples once that many have been
 learned), which is much less noisy than the last step's weights: on `churnstream evaluate`'s
-backtest it lifts the AUC from 0.852 to 0.861, above the batch gradient-boosted model (see
+backtest it lifts the AUC from 0.852 to 0.862, above the batch gradient-boosted model (see
 docs/EVALUATION.md and docs/model_search/).
 
 `probability` means: this customer cancels within the horizon (30 days) from now. A logistic
@@ -137,7 +137,7 @@ class ChurnModel:
 
     def __init__(
         self,
-        learning_rate: float = 0.05,
+        learning_rate: float = 0.1,
         l2: float = 0.01,
         min_examples: int = 200,
         version: int = 0,
