@@ -32,6 +32,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -106,7 +107,8 @@ class Prediction:
     drivers: tuple[Driver, ...] = ()
 
 
-CENTRES = (-2.0, -1.0, 0.0, 1.0, 2.0, 3.0)  # hat functions over each standardised feature
+# Hat functions over each standardised feature, one per integer from -2 to 3.
+CENTRES = (-2, -1, 0, 1, 2, 3)
 
 
 def expand(z: dict[str, float]) -> dict[str, float]:
@@ -118,13 +120,24 @@ def expand(z: dict[str, float]) -> dict[str, float]:
     [('a', 0.25), ('a~0', 0.75), ('a~1', 0.25)]
     """
     out = {}
+    lowest, highest = CENTRES[0], CENTRES[-1]
     for k, v in z.items():
         out[k] = v
-        for c in CENTRES:
-            h = 1.0 - abs(v - c)
-            if h > 0:
-                out[f"{k}~{c:g}"] = h
+        if lowest - 1 < v < highest + 1:  # only the two centres around v can be non-zero
+            names = _hat_names(k)
+            below = math.floor(v)
+            for c in (below, below + 1):
+                h = 1.0 - abs(v - c)
+                if h > 0 and lowest <= c <= highest:
+                    out[names[c - lowest]] = h
     return out
+
+
+@functools.cache
+def _hat_names(feature: str) -> tuple[str, ...]:
+    """The names of a feature's hat terms, formatted once (formatting them on every
+    prediction was most of its cost)."""
+    return tuple(f"{feature}~{c:g}" for c in CENTRES)
 
 
 def _logit(p: float) -> float:

@@ -182,6 +182,14 @@ def test_hat_functions_sum_to_one_inside_the_knots() -> None:
         assert math.isclose(sum(hats.values()), 1.0)
 
 
+@given(st.floats(allow_nan=False, allow_infinity=True) | st.integers(-5, 5).map(float))
+def test_expand_is_the_hat_definition(z: float) -> None:
+    """`expand` visits only the two centres around z; it must equal trying every centre."""
+    expected = {"f": z} | {f"f~{c}": 1.0 - abs(z - c) for c in range(-2, 4) if 1.0 - abs(z - c) > 0}
+    assert expand({"f": z}) == expected
+    assert list(expand({"f": z})) == list(expected)  # same order, so same sums
+
+
 def test_progressive_quality_and_drift() -> None:
     rng = random.Random(2)
     q = ModelQuality(window=500)
