@@ -53,9 +53,7 @@ def worker(
     ] = None,
 ) -> None:
     """Run a stream worker: consume events, keep customer state, publish risk changes."""
-    from faust.worker import Worker
-
-    from churnstream.streams.app import create_app
+    from churnstream.streams.app import create_app, faust_worker
 
     settings = build_settings(
         broker=broker,
@@ -65,7 +63,7 @@ def worker(
         log_level=log_level,
     )
     wiring = create_app(settings)
-    Worker(wiring.app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
+    faust_worker(wiring.app, settings.log_level).execute_from_commandline()
 
 
 @cli.command("slack-relay")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from unittest import mock
 
 import orjson
 
 from churnstream.schemas.records import DeadLetter
-from churnstream.streams.app import create_app
+from churnstream.streams.app import create_app, faust_worker
 from churnstream.streams.continuity import Reader
 from churnstream.streams.settings import Settings
 
@@ -78,3 +79,21 @@ def test_invalid_messages_go_to_dead_letter_and_the_agent_goes_on() -> None:
     assert orjson.loads(wiring.state[b"c1"])["counts"] == {"usage": 1}
     reg = wiring.metrics.registry
     assert reg.get_sample_value("churnstream_events_invalid_total", {"reason": "wrong_topic"}) == 1
+
+
+def test_worker_logging_stays_at_its_level() -> None:
+    """Faust's own worker turns a logger to DEBUG at the warning level (its spinner); ours
+    must not, or every debug line in Faust and aiokafka costs a log record."""
+    from faust.worker import Worker
+
+    wiring, _ = _wiring()
+    faust_default, ours = logging.getLogger("test.faust"), logging.getLogger("test.ours")
+    for logger in (faust_default, ours):
+        logger.setLevel(logging.WARNING)
+        logger.addHandler(logging.NullHandler())
+    Worker(wiring.app, loglevel="warning", quiet=True).on_setup_root_logger(
+        faust_default, logging.WARNING
+    )
+    faust_worker(wiring.app, "warning").on_setup_root_logger(ours, logging.WARNING)
+    assert faust_default.level == logging.DEBUG  # what the workaround is for
+    assert ours.level == logging.WARNING and not ours.isEnabledFor(logging.DEBUG)
