@@ -2,13 +2,16 @@
 
 Loads N simulated events into fresh topics (as `profile_worker.py` does), then runs a Faust
 app with the worker's consumer settings and one agent per event topic taking batches as the
-worker does (`stream.take_events(500, within=0.05)`), in one of three modes:
+worker does (`stream.take_events(500, within=0.05)`), in one of five modes:
 
 - `bare`: count the messages, nothing else;
 - `decode`: also decode and validate each event (`decode_event`);
 - `table`: instead of decoding, read each event's customer from a RocksDB table (the
   worker's options) and write a 1,900-byte value per customer per batch, which goes to the
   changelog, as the worker does; `get` and `set` do only the read or only the write.
+
+The table's RocksDB options repeat the ones `streams.app.create_app` gives the worker's
+state table; keep the two alike.
 
 Run from the repository root with the local broker up (`deploy/local/kafka up`):
 
