@@ -3,7 +3,8 @@
 One agent per event topic, concurrency 1 (faust-streaming can commit past unprocessed
 messages with more), at-least-once: a batch's offsets are acknowledged only after it was
 processed, and the step itself is idempotent. Each customer's record is read and written
-once per batch.
+once per batch, and the batch's changelog records go to Kafka together (`streams.changelog`)
+before its offsets are acknowledged.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import asyncio
 import logging
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +27,7 @@ from churnstream.schemas.errors import InvalidEvent
 from churnstream.schemas.events import Event
 from churnstream.schemas.records import DeadLetter
 from churnstream.streams.app import Wiring
+from churnstream.streams.changelog import ChangelogNotWritten, Write
 from churnstream.streams.continuity import Carrier
 from churnstream.streams.learning_messages import cancel_message, snapshot_message
 
@@ -56,10 +58,12 @@ def load_record(wiring: Wiring, customer_id: str) -> CustomerRecord:
     return CustomerRecord.from_dict(orjson.loads(raw)) if raw else CustomerRecord.new(customer_id)
 
 
-def store_record(wiring: Wiring, record: CustomerRecord) -> None:
+def store_record(wiring: Wiring, record: CustomerRecord, message: Any) -> Write:
+    """Store `record` in the partition of `message` (Faust's current event); the returned
+    changelog record is sent with the rest of the batch's."""
     raw = orjson.dumps(record.to_dict())
-    wiring.state[record.customer_id.encode()] = raw
     wiring.state_sizes[record.customer_id] = len(raw)
+    return wiring.changelog.put(message, record.customer_id.encode(), raw)
 
 
 async def send_dead_letter(wiring: Wiring, message: Any, code: str, reason: str) -> None:
@@ -103,10 +107,12 @@ async def handle_batch(wiring: Wiring, event_type: str, records: list[Any]) -> N
 
     processed = metrics.events_processed.labels(type=event_type)
     duplicate = metrics.events_duplicate.labels(type=event_type)
+    writes: list[Write] = []
     for customer_id, items in by_customer.items():
         outcomes: list[tuple[Any, Outcome]] = []
         try:
-            with acting_for(items[-1][0]):
+            current = items[-1][0]
+            with acting_for(current):
                 customer = load_record(wiring, customer_id)
                 for record, event in items:
                     m = record.message
@@ -115,7 +121,7 @@ async def handle_batch(wiring: Wiring, event_type: str, records: list[Any]) -> N
                     )
                     tally(wiring.business, customer, event, outcome, wiring.context)
                     outcomes.append((m, outcome))
-                store_record(wiring, customer)
+                writes.append(store_record(wiring, customer, current.message))
         except Exception as exc:  # a bug on one customer must not stop the worker
             log.exception("scoring customer %s failed", customer_id)
             # Nothing of this customer's batch was stored: dead-letter all of it.
@@ -144,6 +150,7 @@ async def handle_batch(wiring: Wiring, event_type: str, records: list[Any]) -> N
                         key=customer_id.encode(), value=alert.model_dump_json().encode()
                     )
                     metrics.alerts.labels(kind=alert.kind).inc()
+    metrics.changelog_records.inc(await wiring.changelog.send(writes))
     if records:
         per_event = (time.perf_counter() - started) / len(records)
         metrics.processing_seconds.labels(type=event_type).observe(per_event)
@@ -184,6 +191,9 @@ def register(wiring: Wiring) -> None:
                 lambda kind, carriers: read_stalled(wiring, kind, carriers),
                 time.monotonic(),
             )
+        except ChangelogNotWritten as exc:
+            await stop_unacknowledged(wiring, exc)
+            return
         except Exception:  # the check must never stop the worker
             log.exception("checking the source partitions failed")
             return
@@ -199,10 +209,43 @@ def register(wiring: Wiring) -> None:
         await asyncio.to_thread(wiring.continuity.reader.close)
 
 
+async def finish_even_if_stopped(work: Coroutine[Any, Any, None]) -> None:
+    """Run `work` to its end even if the agent is cancelled meanwhile (the worker stopping).
+
+    Faust's `take_events` acknowledges a batch when the agent leaves it, cancelled or not, and
+    the worker commits acknowledged offsets as it stops: a batch cut off half-way through its
+    customers, or before its changelog records were sent, would be committed with part of it
+    never applied or never in the changelog.
+    """
+    task = asyncio.ensure_future(work)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            cancelled = True  # wait on: the batch is nearly always a fraction of a second
+    if cancelled:
+        raise asyncio.CancelledError
+    task.result()  # its own error, if any
+
+
+async def stop_unacknowledged(wiring: Wiring, exc: ChangelogNotWritten) -> None:
+    """Kafka refused customer state after aiokafka's own retries: crash the worker (it exits
+    with the error, like Faust on a failed send) and never acknowledge this batch, so that its
+    messages are delivered again after the restart instead of committed past."""
+    log.critical("customer state not written to the changelog, stopping: %s", exc)
+    wiring.metrics.changelog_failures.inc()
+    await wiring.app.crash(exc)
+    await asyncio.Future()  # until the worker's shutdown cancels this agent
+
+
 def _register_one(wiring: Wiring, event_type: str, topic: Any) -> None:
     async def consume(stream: Any) -> None:
         async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
-            await handle_in_order(wiring, event_type, list(batch))
+            try:
+                await finish_even_if_stopped(handle_in_order(wiring, event_type, list(batch)))
+            except ChangelogNotWritten as exc:
+                await stop_unacknowledged(wiring, exc)
 
     consume.__name__ = f"{event_type}_events"
     consume.__qualname__ = consume.__name__

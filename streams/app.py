@@ -11,11 +11,13 @@ from prometheus_client import CollectorRegistry
 from churnstream.models.business import BusinessMetrics
 from churnstream.models.labels import DAY
 from churnstream.models.scoring import ScoringContext
+from churnstream.streams.changelog import Changelog
 from churnstream.streams.continuity import Continuity, Reader
 from churnstream.streams.metrics import WorkerMetrics
 from churnstream.streams.settings import Settings
 
 STATE_TABLE = "customer-state"
+CHANGELOG_BATCH_BYTES = 262_144
 
 
 @dataclass(slots=True)
@@ -33,6 +35,7 @@ class Wiring:
     context: ScoringContext
     business: BusinessMetrics
     continuity: Continuity  # every source message applied, in order (see its module)
+    changelog: Changelog  # writes to `state` with batched changelog records
     state_sizes: dict[str, int] = field(default_factory=dict)  # customer -> bytes stored
     model_info: dict[str, Any] = field(default_factory=dict)  # the loaded churn model's report
     suggested_weights: dict[str, Any] = field(default_factory=dict)
@@ -72,6 +75,17 @@ def _raw_topic(app: faust.App, name: str, partitions: int) -> faust.types.TopicT
     )
 
 
+def rocksdb_options(settings: Settings) -> dict[str, int]:
+    """RocksDB options for the customer-state table: Faust's defaults (64 MB write buffers x 3
+    and a 2 GB block cache, per partition) held 550 MB after 200k events where these hold
+    317 MB, same speed (docs/BENCHMARKS.md)."""
+    return {
+        "write_buffer_size": settings.rocksdb_write_buffer_mb << 20,
+        "max_write_buffer_number": 2,
+        "block_cache_size": settings.rocksdb_block_cache_mb << 20,
+    }
+
+
 def create_app(
     settings: Settings,
     *,
@@ -105,6 +119,9 @@ def create_app(
         "table_cleanup_interval": 3600.0,
         "producer_max_request_size": max(1_048_576, settings.max_message_bytes * 2),
         "consumer_max_fetch_size": max(4_194_304, settings.max_message_bytes * 4),
+        # Room for a batch's changelog records of one partition in one record batch
+        # (`streams.changelog`); aiokafka's default is 16 KB, eight customers' state.
+        "producer_max_batch_size": CHANGELOG_BATCH_BYTES,
         # churnstream encodes every key and value itself (orjson); Faust moves bytes.
         "key_serializer": "raw",
         "value_serializer": "raw",
@@ -112,23 +129,21 @@ def create_app(
     options.update(overrides)
     app = faust.App(settings.app_id, **options)
     registry = registry if registry is not None else CollectorRegistry()
+    state = app.Table(
+        STATE_TABLE,
+        default=None,
+        key_type=bytes,
+        value_type=bytes,
+        partitions=settings.topic_partitions,
+        options=rocksdb_options(settings),
+    )
     wiring = Wiring(
         settings=settings,
         app=app,
-        state=app.Table(
-            STATE_TABLE,
-            default=None,
-            key_type=bytes,
-            value_type=bytes,
-            partitions=settings.topic_partitions,
-            # Faust's RocksDB defaults (64 MB write buffers x 3 and a 2 GB block cache, per
-            # partition) held 550 MB after 200k events where these hold 317 MB, same speed.
-            options={
-                "write_buffer_size": settings.rocksdb_write_buffer_mb << 20,
-                "max_write_buffer_number": 2,
-                "block_cache_size": settings.rocksdb_block_cache_mb << 20,
-            },
-        ),
+        state=state,
+        # Faust's own aiokafka producer, which its commits flush (private, and started with
+        # the worker: hence read at each send).
+        changelog=Changelog(state, lambda: app.producer._ensure_producer()),
         dead_letter=_raw_topic(app, settings.topic("dead-letter"), settings.topic_partitions),
         risk_changes=_raw_topic(app, settings.topic("risk-changes"), settings.topic_partitions),
         model_examples=_raw_topic(app, settings.topic("model-examples"), 1),

@@ -44,6 +44,8 @@ class WorkerMetrics:
     events_invalid: Counter
     processing_seconds: Histogram
     dead_letters: Counter
+    changelog_records: Counter
+    changelog_failures: Counter
     alerts: Counter
     consumer_lag: Gauge
     state_customers: Gauge
@@ -124,6 +126,16 @@ class WorkerMetrics:
             dead_letters=Counter(
                 name("dead_letters_published"),
                 "Records published to the dead-letter topic",
+                registry=registry,
+            ),
+            changelog_records=Counter(
+                name("changelog_records_sent"),
+                "Customer-state records sent to the table's changelog topic",
+                registry=registry,
+            ),
+            changelog_failures=Counter(
+                name("changelog_send_failures"),
+                "Batches of customer state Kafka refused (the worker stops on the first)",
                 registry=registry,
             ),
             alerts=Counter(

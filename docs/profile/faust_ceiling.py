@@ -2,20 +2,22 @@
 
 Loads N simulated events into fresh topics (as `profile_worker.py` does), then runs a Faust
 app with the worker's consumer settings and one agent per event topic taking batches as the
-worker does (`stream.take_events(500, within=0.05)`), in one of five modes:
+worker does (`stream.take_events(500, within=0.05)`), in one of six modes:
 
 - `bare`: count the messages, nothing else;
 - `decode`: also decode and validate each event (`decode_event`);
 - `table`: instead of decoding, read each event's customer from a RocksDB table (the
   worker's options) and write a 1,900-byte value per customer per batch, which goes to the
-  changelog, as the worker does; `get` and `set` do only the read or only the write.
+  changelog, as the worker did until the changelog was batched; `get` and `set` do only the
+  read or only the write;
+- `changelog`: the read, and the write as the worker does it now: into the table's store,
+  with the batch's changelog records sent together and awaited (`streams.changelog`).
 
-The table's RocksDB options repeat the ones `streams.app.create_app` gives the worker's
-state table; keep the two alike.
+The table has the worker's RocksDB options (`streams.app.rocksdb_options`).
 
 Run from the repository root with the local broker up (`deploy/local/kafka up`):
 
-    .venv/bin/python docs/profile/faust_ceiling.py 200000 5000 bare decode get set table
+    .venv/bin/python docs/profile/faust_ceiling.py 200000 5000 bare decode get set table changelog
 
 Each mode runs in its own process on the same topics (its own consumer group) and prints
 events/s from its first message to its last.
@@ -34,7 +36,9 @@ import faust
 
 from churnstream.schemas.decoding import decode_event
 from churnstream.streams.agents import acting_for
+from churnstream.streams.app import CHANGELOG_BATCH_BYTES, rocksdb_options
 from churnstream.streams.bench import events, free_port, make_producer
+from churnstream.streams.changelog import Changelog
 from churnstream.streams.producing import produce_events
 from churnstream.streams.settings import Settings
 from churnstream.streams.topics import create_topics
@@ -63,6 +67,7 @@ def run(ns: str, total: int, mode: str) -> None:
         key_serializer="raw",
         value_serializer="raw",
         topic_partitions=8,
+        producer_max_batch_size=CHANGELOG_BATCH_BYTES,
     )
     table = app.Table(
         "state",
@@ -70,12 +75,9 @@ def run(ns: str, total: int, mode: str) -> None:
         key_type=bytes,
         value_type=bytes,
         partitions=8,
-        options={
-            "write_buffer_size": s.rocksdb_write_buffer_mb << 20,
-            "max_write_buffer_number": 2,
-            "block_cache_size": s.rocksdb_block_cache_mb << 20,
-        },
+        options=rocksdb_options(s),
     )
+    changelog = Changelog(table, lambda: app.producer._ensure_producer())
     seen = {"n": 0, "first": 0.0}
 
     def tally(n: int) -> None:
@@ -96,6 +98,14 @@ def run(ns: str, total: int, mode: str) -> None:
                 if mode in ("decode", "table"):
                     for e in batch:
                         decode_event(e.message.value, key=e.message.key, topic_type=kind)
+                if mode == "changelog":
+                    last = {e.message.key: e for e in batch}
+                    writes = []
+                    for k, e in last.items():
+                        with acting_for(e):
+                            table.get(k)
+                            writes.append(changelog.put(e.message, k, STATE_BYTES))
+                    await changelog.send(writes)
                 if mode in ("get", "set", "table"):  # the worker: one read, one write a customer
                     last = {e.message.key: e for e in batch}
                     for k, e in last.items():

@@ -7,9 +7,14 @@ import logging
 from unittest import mock
 
 import orjson
+import pytest
+from aiokafka.errors import KafkaTimeoutError
+from fake_producer import FakeProducer
 
 from churnstream.schemas.records import DeadLetter
+from churnstream.streams.agents import finish_even_if_stopped
 from churnstream.streams.app import create_app, faust_worker
+from churnstream.streams.changelog import Changelog, ChangelogNotWritten
 from churnstream.streams.continuity import Reader
 from churnstream.streams.settings import Settings
 
@@ -23,8 +28,11 @@ def _reader() -> Reader:
     return reader  # type: ignore[no-any-return]
 
 
-def _wiring():  # type: ignore[no-untyped-def]
+def _wiring(producer: FakeProducer | None = None):  # type: ignore[no-untyped-def]
     wiring = create_app(Settings(store="memory://"), store="memory://", reader=_reader())
+    # The test context starts no Kafka producer: the changelog goes to a stand-in.
+    producer = producer if producer is not None else FakeProducer()
+    wiring.changelog = Changelog(wiring.state, lambda: producer)
     send = mock.create_autospec(wiring.dead_letter.send, spec_set=True)
     wiring.dead_letter.send = send  # type: ignore[method-assign]
     examples = mock.create_autospec(wiring.model_examples.send, spec_set=True)
@@ -33,12 +41,16 @@ def _wiring():  # type: ignore[no-untyped-def]
 
 
 def test_valid_event_counts_and_redelivery_changes_nothing() -> None:
-    wiring, send = _wiring()
+    producer = FakeProducer()
+    wiring, send = _wiring(producer)
     agent = wiring.app.agents["churnstream.login-events"]
+
+    first_partition: list[int] = []
 
     async def run() -> None:
         async with agent.test_context() as a:
             first = await a.put(orjson.dumps(LOGIN), key=b"c1")
+            first_partition.append(first.message.partition)
             await a.put(orjson.dumps({**LOGIN, "event_id": "e2"}), key=b"c1")
             # Redelivery: the same partition and offset again.
             a.sent_offset = first.message.offset
@@ -48,7 +60,12 @@ def test_valid_event_counts_and_redelivery_changes_nothing() -> None:
     asyncio.run(run())
     state = orjson.loads(wiring.state[b"c1"])
     assert state["counts"] == {"login": 2}
+    # Every stored record went to the changelog, to the partition of its messages.
+    assert producer.latest() == {b"c1": wiring.state[b"c1"]}
+    assert {p for _, p, _ in producer.sent} == {first_partition[0]}
     reg = wiring.metrics.registry
+    sent = sum(len(records) for _, _, records in producer.sent)
+    assert reg.get_sample_value("churnstream_changelog_records_sent_total") == sent >= 1
     assert reg.get_sample_value("churnstream_events_processed_total", {"type": "login"}) == 2
     assert reg.get_sample_value("churnstream_events_duplicate_total", {"type": "login"}) == 1
     # One feature snapshot for the churn model (at most one a day per customer).
@@ -79,6 +96,57 @@ def test_invalid_messages_go_to_dead_letter_and_the_agent_goes_on() -> None:
     assert orjson.loads(wiring.state[b"c1"])["counts"] == {"usage": 1}
     reg = wiring.metrics.registry
     assert reg.get_sample_value("churnstream_events_invalid_total", {"reason": "wrong_topic"}) == 1
+
+
+def test_a_refused_changelog_batch_stops_the_worker_without_acknowledging() -> None:
+    wiring, _ = _wiring(FakeProducer(fail=KafkaTimeoutError("no leader")))
+    agent = wiring.app.agents["churnstream.login-events"]
+    crash = mock.AsyncMock()
+    wiring.app.crash = crash  # type: ignore[method-assign]
+
+    async def run() -> None:
+        async with agent.test_context() as a:
+            event = await a.put(orjson.dumps(LOGIN), key=b"c1", wait=False)
+            for _ in range(100):
+                if crash.await_count:
+                    break
+                await asyncio.sleep(0.01)
+            assert not event.message.acked  # delivered again after the restart
+
+    asyncio.run(run())
+    [call] = crash.await_args_list
+    assert "no leader" in str(call.args[0])
+    reg = wiring.metrics.registry
+    assert reg.get_sample_value("churnstream_changelog_send_failures_total") == 1
+
+
+def test_a_batch_in_hand_is_finished_when_the_agent_is_cancelled() -> None:
+    done: list[str] = []
+
+    async def batch() -> None:
+        for customer in ("c1", "c2", "c3"):
+            await asyncio.sleep(0.01)
+            done.append(customer)
+
+    async def run() -> None:
+        agent = asyncio.ensure_future(finish_even_if_stopped(batch()))
+        await asyncio.sleep(0.015)
+        for _ in range(2):  # Faust may cancel more than once
+            agent.cancel()
+            await asyncio.sleep(0)
+        with pytest.raises(asyncio.CancelledError):
+            await agent
+        assert done == ["c1", "c2", "c3"]
+
+    asyncio.run(run())
+
+
+def test_an_error_in_the_batch_still_reaches_the_agent() -> None:
+    async def batch() -> None:
+        raise ChangelogNotWritten("refused")
+
+    with pytest.raises(ChangelogNotWritten, match="refused"):
+        asyncio.run(finish_even_if_stopped(batch()))
 
 
 def test_worker_logging_stays_at_its_level() -> None:
