@@ -17,13 +17,27 @@ month. Each worker aggregates the customers of its own partitions; Prometheus su
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 
 def month_of(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m")
+    """The UTC month of a POSIX time, as `YYYY-MM`.
+
+    >>> month_of(1_735_689_599.0), month_of(1_735_689_600.0)
+    ('2024-12', '2025-01')
+    """
+    frac, whole = math.modf(ts)  # rounded to the microsecond as `datetime.fromtimestamp` does
+    seconds = int(whole) + (round(frac * 1e6) >= 1_000_000)
+    return _month_of_day(seconds // 86_400)
+
+
+@lru_cache(maxsize=1024)  # strftime per event was 3 % of a worker's main thread (py-spy)
+def _month_of_day(day: int) -> str:
+    return datetime.fromtimestamp(day * 86_400, tz=UTC).strftime("%Y-%m")
 
 
 @dataclass(slots=True)

@@ -54,7 +54,7 @@ def acting_for(event: Any) -> Iterator[None]:
 
 
 def load_record(wiring: Wiring, customer_id: str) -> CustomerRecord:
-    raw = wiring.state.get(customer_id.encode())
+    raw = wiring.changelog.get(customer_id.encode())
     return CustomerRecord.from_dict(orjson.loads(raw)) if raw else CustomerRecord.new(customer_id)
 
 

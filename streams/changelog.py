@@ -57,6 +57,12 @@ class Changelog:
     table: Any  # faust.Table
     producer: Callable[[], BatchProducer]
 
+    def get(self, key: bytes) -> bytes | None:
+        """The stored value of `key` in the partition of Faust's current event: one store
+        lookup, where `table.get` makes two (`key in table`, then `table[key]`)."""
+        value: bytes | None = self.table.data.get(key)
+        return value
+
     def put(self, message: Any, key: bytes, value: bytes) -> Write:
         """Store `value` under `key` in the partition of `message`, which must be Faust's
         current event (`streams.agents.acting_for`); the changelog record is for `send`."""
