@@ -199,6 +199,10 @@ def run_bench(
     model = trained_model_message(settings)
     publish_model(settings, model)  # every worker below shares these topics
     raw = asyncio.run(raw_consume(settings, sent))
+    # Each run's workers start empty: a store left by an earlier run in `workdir` holds
+    # changelog offsets that this run's topics do not have, and Faust refuses to start.
+    for stale in ("one", "two0", "two1", "lat"):
+        shutil.rmtree(workdir / stale, ignore_errors=True)
 
     one_dir = workdir / "one"
     one = settings.model_copy(update={"data_dir": one_dir, "web_port": free_port()})
