@@ -109,7 +109,9 @@ class Worker:
             "CHURNSTREAM_LOG_LEVEL": "info",
             "CHURNSTREAM_BROKER_SESSION_TIMEOUT": "10",
         }
-        with self.log.open("ab") as out:
+        # A fresh log: `wait_log` must not find what an earlier run in `workdir` wrote (a
+        # recovery that "completed" at once in a rerun).
+        with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "churnstream.streams.cli", "worker"],
                 env=env,

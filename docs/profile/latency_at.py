@@ -1,0 +1,41 @@
+"""Event-to-alert latency of one fresh worker at a fixed rate (the bench's latency phase
+without the throughput phases), to compare commits at the same load.
+
+Run from the repository root with the local broker up (`deploy/local/kafka up`):
+
+    .venv/bin/python docs/profile/latency_at.py 1500 60      # events/s, seconds
+
+Prints the latency summary as JSON; the worker's log goes to var/profile/latency.log.
+"""
+
+import json
+import sys
+import uuid
+from pathlib import Path
+
+from churnstream.streams.bench import (
+    Worker,
+    events,
+    free_port,
+    publish_model,
+    trained_model_message,
+)
+from churnstream.streams.latency import paced_alert_latency
+from churnstream.streams.settings import Settings
+from churnstream.streams.topics import create_topics
+
+rate, seconds = float(sys.argv[1]), float(sys.argv[2])
+out = Path("var/profile")
+ns = f"lat{uuid.uuid4().hex[:6]}"
+s = Settings(
+    topic_prefix=ns, app_id=ns, topic_partitions=8, data_dir=out / ns, web_port=free_port()
+)
+create_topics(s)
+publish_model(s, trained_model_message(s))
+w = Worker(s, "latency", out)
+try:
+    w.wait_log("Worker ready")
+    feed = int(rate * seconds) + 1000
+    print(json.dumps(paced_alert_latency(s, events(feed, 500, seed=2), rate, seconds)), flush=True)
+finally:
+    w.stop()
