@@ -141,9 +141,7 @@ def create_app(
         settings=settings,
         app=app,
         state=state,
-        # Faust's own aiokafka producer, which its commits flush (private, and started with
-        # the worker: hence read at each send).
-        changelog=Changelog(state, lambda: app.producer._ensure_producer()),
+        changelog=Changelog.of(state),
         dead_letter=_raw_topic(app, settings.topic("dead-letter"), settings.topic_partitions),
         risk_changes=_raw_topic(app, settings.topic("risk-changes"), settings.topic_partitions),
         model_examples=_raw_topic(app, settings.topic("model-examples"), 1),

@@ -105,6 +105,9 @@ async def raw_consume(settings: Settings, total: int) -> float:
 class Worker:
     def __init__(self, settings: Settings, name: str, workdir: Path) -> None:
         self.settings, self.log = settings, workdir / f"{name}.log"
+        # An empty data directory: a store left by an earlier run in `workdir` holds changelog
+        # offsets that this run's topics do not have, and Faust refuses to start.
+        shutil.rmtree(settings.data_dir, ignore_errors=True)
         env = settings.child_env(os.environ) | {
             "CHURNSTREAM_LOG_LEVEL": "info",
             "CHURNSTREAM_BROKER_SESSION_TIMEOUT": "10",
@@ -201,10 +204,6 @@ def run_bench(
     model = trained_model_message(settings)
     publish_model(settings, model)  # every worker below shares these topics
     raw = asyncio.run(raw_consume(settings, sent))
-    # Each run's workers start empty: a store left by an earlier run in `workdir` holds
-    # changelog offsets that this run's topics do not have, and Faust refuses to start.
-    for stale in ("one", "two0", "two1", "lat"):
-        shutil.rmtree(workdir / stale, ignore_errors=True)
 
     one_dir = workdir / "one"
     one = settings.model_copy(update={"data_dir": one_dir, "web_port": free_port()})

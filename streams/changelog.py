@@ -57,6 +57,12 @@ class Changelog:
     table: Any  # faust.Table
     producer: Callable[[], BatchProducer]
 
+    @classmethod
+    def of(cls, table: Any) -> Changelog:
+        """Through the table's app's own aiokafka producer, which Faust's commits flush
+        (private, and started with the worker: hence looked up at each send)."""
+        return cls(table, lambda: table.app.producer._ensure_producer())
+
     def get(self, key: bytes) -> bytes | None:
         """The stored value of `key` in the partition of Faust's current event: one store
         lookup, where `table.get` makes two (`key in table`, then `table[key]`)."""
@@ -96,9 +102,11 @@ class Changelog:
         if failed:
             msg = f"{len(failed)} batch(es) to {topic}: {failed[0]!r}"
             raise ChangelogNotWritten(msg)
-        last: dict[int, int] = {}
-        for (partition, count, _), metadata in zip(sent, results, strict=True):
-            last[partition] = max(last.get(partition, -1), metadata.offset + count - 1)
+        # A partition's batches were sent in order: its last one ends at its last offset.
+        last = {
+            partition: metadata.offset + count - 1
+            for (partition, count, _), metadata in zip(sent, results, strict=True)
+        }
         for partition, offset in last.items():
             self.table.data.set_persisted_offset(TP(topic, partition), offset)
         return len(writes)

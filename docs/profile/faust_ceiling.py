@@ -77,7 +77,7 @@ def run(ns: str, total: int, mode: str) -> None:
         partitions=8,
         options=rocksdb_options(s),
     )
-    changelog = Changelog(table, lambda: app.producer._ensure_producer())
+    changelog = Changelog.of(table)
     seen = {"n": 0, "first": 0.0}
 
     def tally(n: int) -> None:
