@@ -3,8 +3,8 @@
 One agent per event topic, concurrency 1 (faust-streaming can commit past unprocessed
 messages with more), at-least-once: a batch's offsets are acknowledged only after it was
 processed, and the step itself is idempotent. Each customer's record is read and written
-once per batch, and the batch's changelog records go to Kafka together (`streams.changelog`)
-before its offsets are acknowledged.
+once per batch, and the changelog records go to Kafka in store order, a batch of them per
+partition (`streams.changelog`), before the batch's offsets are acknowledged.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from churnstream.schemas.errors import InvalidEvent
 from churnstream.schemas.events import Event
 from churnstream.schemas.records import DeadLetter
 from churnstream.streams.app import Wiring
-from churnstream.streams.changelog import ChangelogNotWritten, Write
+from churnstream.streams.changelog import ChangelogNotWritten
 from churnstream.streams.continuity import Carrier
 from churnstream.streams.learning_messages import cancel_message, snapshot_message
 
@@ -58,12 +58,12 @@ def load_record(wiring: Wiring, customer_id: str) -> CustomerRecord:
     return CustomerRecord.from_dict(orjson.loads(raw)) if raw else CustomerRecord.new(customer_id)
 
 
-def store_record(wiring: Wiring, record: CustomerRecord, message: Any) -> Write:
-    """Store `record` in the partition of `message` (Faust's current event); the returned
-    changelog record is sent with the rest of the batch's."""
+def store_record(wiring: Wiring, record: CustomerRecord, message: Any) -> None:
+    """Store `record` in the partition of `message` (Faust's current event); its changelog
+    record is sent by the next `wiring.changelog.flush()`."""
     raw = orjson.dumps(record.to_dict())
     wiring.state_sizes[record.customer_id] = len(raw)
-    return wiring.changelog.put(message, record.customer_id.encode(), raw)
+    wiring.changelog.put(message, record.customer_id.encode(), raw)
 
 
 async def send_dead_letter(wiring: Wiring, message: Any, code: str, reason: str) -> None:
@@ -107,7 +107,6 @@ async def handle_batch(wiring: Wiring, event_type: str, records: list[Any]) -> N
 
     processed = metrics.events_processed.labels(type=event_type)
     duplicate = metrics.events_duplicate.labels(type=event_type)
-    writes: list[Write] = []
     for customer_id, items in by_customer.items():
         outcomes: list[tuple[Any, Outcome]] = []
         try:
@@ -121,7 +120,7 @@ async def handle_batch(wiring: Wiring, event_type: str, records: list[Any]) -> N
                     )
                     tally(wiring.business, customer, event, outcome, wiring.context)
                     outcomes.append((m, outcome))
-                writes.append(store_record(wiring, customer, current.message))
+                store_record(wiring, customer, current.message)
         except Exception as exc:  # a bug on one customer must not stop the worker
             log.exception("scoring customer %s failed", customer_id)
             # Nothing of this customer's batch was stored: dead-letter all of it.
@@ -150,7 +149,7 @@ async def handle_batch(wiring: Wiring, event_type: str, records: list[Any]) -> N
                         key=customer_id.encode(), value=alert.model_dump_json().encode()
                     )
                     metrics.alerts.labels(kind=alert.kind).inc()
-    metrics.changelog_records.inc(await wiring.changelog.send(writes))
+    metrics.changelog_records.inc(await wiring.changelog.flush())
     if records:
         per_event = (time.perf_counter() - started) / len(records)
         metrics.processing_seconds.labels(type=event_type).observe(per_event)

@@ -5,14 +5,18 @@ Faust hands to aiokafka on its own: a future, a buffer task and a delivery callb
 record, about 170 µs a write where the put alone is about 12 µs (docs/BENCHMARKS.md, "What
 Faust itself costs"). The worker writes each customer once per batch of messages, so it
 instead puts the values into the table's store (`table.data`, the same RocksDB or memory
-store Faust reads and recovers into) and sends the batch's changelog records itself: one
-aiokafka record batch per changelog partition, through Faust's own producer.
+store Faust reads and recovers into) and sends the changelog records itself: one aiokafka
+record batch per changelog partition, through Faust's own producer.
 
 The records, keys and partitions are those Faust would write, so Faust's recovery, standby
-replicas and `table[key]` reads see no difference. `send` returns once Kafka has every record,
-and only then are the batch's messages acknowledged, so a committed offset never runs ahead
-of the changelog; afterwards the store remembers the changelog offset it holds (Faust's
-"persisted offset"), so that a restart with its data directory replays only the rest.
+replicas and `table[key]` reads see no difference. The changelog receives the records in the
+order they were put into the store, whichever agent put them: the five agents (one per event
+type) update the same customers, and a changelog whose last record for a customer is not the
+store's last value would rebuild that customer stale. `flush` returns once Kafka has every
+record put so far, and only then are a batch's messages acknowledged, so a committed offset
+never runs ahead of the changelog; afterwards the store remembers the changelog offset it
+holds (Faust's "persisted offset"), so that a restart with its data directory replays only
+the rest.
 """
 
 from __future__ import annotations
@@ -46,7 +50,6 @@ class Write:
     value: bytes
 
 
-@dataclass(frozen=True)
 class Changelog:
     """Writes to `table`'s store and its changelog topic.
 
@@ -54,8 +57,12 @@ class Changelog:
     the worker has started).
     """
 
-    table: Any  # faust.Table
-    producer: Callable[[], BatchProducer]
+    def __init__(self, table: Any, producer: Callable[[], BatchProducer]) -> None:
+        self.table = table
+        self.producer = producer
+        self._pending: list[Write] = []  # put, not yet handed to the producer, in order
+        self._handing = asyncio.Lock()  # one flush at a time hands records to the producer
+        self._delivered: asyncio.Future[None] | None = None  # every flush so far delivered
 
     @classmethod
     def of(cls, table: Any) -> Changelog:
@@ -69,23 +76,41 @@ class Changelog:
         value: bytes | None = self.table.data.get(key)
         return value
 
-    def put(self, message: Any, key: bytes, value: bytes) -> Write:
+    def put(self, message: Any, key: bytes, value: bytes) -> None:
         """Store `value` under `key` in the partition of `message`, which must be Faust's
-        current event (`streams.agents.acting_for`); the changelog record is for `send`."""
+        current event (`streams.agents.acting_for`); its changelog record waits for `flush`."""
         self.table.data[key] = value
-        return Write(message.partition, key, value)
+        self._pending.append(Write(message.partition, key, value))
 
-    async def send(self, writes: Sequence[Write]) -> int:
-        """Send `writes` to the changelog, in order, and wait until Kafka has them all;
-        returns the number of records. Raises `ChangelogNotWritten` if Kafka refused any."""
-        if not writes:
-            return 0
+    async def flush(self) -> int:
+        """Send every record put and not yet sent, in the order put, and wait until Kafka has
+        them and all sent before; returns the number this call sent. Raises
+        `ChangelogNotWritten` if Kafka refused any record, in this flush or an earlier one
+        (whose records may have been another caller's)."""
+        async with self._handing:
+            writes, self._pending = self._pending, []
+            if writes:
+                try:
+                    sent: list[tuple[int, int, Any]] | ChangelogNotWritten = await self._hand(
+                        writes
+                    )
+                except ChangelogNotWritten as exc:
+                    sent = exc
+                self._delivered = asyncio.ensure_future(self._confirm(self._delivered, sent))
+            delivered = self._delivered
+        if delivered is not None:
+            await asyncio.shield(delivered)  # shared with later flushes: never cancel it
+        return len(writes)
+
+    async def _hand(self, writes: Sequence[Write]) -> list[tuple[int, int, Any]]:
+        """Hand `writes` to the producer, in order per partition; returns each record batch's
+        partition, record count and delivery future."""
         producer = self.producer()
         topic = self.table.changelog_topic.get_topic_name()
         by_partition: dict[int, list[Write]] = {}
         for w in writes:
             by_partition.setdefault(w.partition, []).append(w)
-        sent: list[tuple[int, int, Any]] = []  # partition, records, delivery future
+        sent: list[tuple[int, int, Any]] = []
         for partition, items in by_partition.items():
             batch, count = producer.create_batch(), 0
             for w in items:
@@ -97,7 +122,20 @@ class Changelog:
                     batch.append(key=w.key, value=w.value, timestamp=None)
                 count += 1
             sent.append((partition, count, await _submit(producer, batch, topic, partition)))
+        return sent
+
+    async def _confirm(
+        self,
+        before: asyncio.Future[None] | None,
+        sent: list[tuple[int, int, Any]] | ChangelogNotWritten,
+    ) -> None:
+        """Wait for the earlier flushes and then for `sent`; record the persisted offsets."""
+        if isinstance(sent, ChangelogNotWritten):
+            raise sent
         results = await asyncio.gather(*(f for _, _, f in sent), return_exceptions=True)
+        if before is not None:
+            await before  # its failure is this flush's too: it may have carried our records
+        topic = self.table.changelog_topic.get_topic_name()
         failed = [r for r in results if isinstance(r, BaseException)]
         if failed:
             msg = f"{len(failed)} batch(es) to {topic}: {failed[0]!r}"
@@ -109,7 +147,6 @@ class Changelog:
         }
         for partition, offset in last.items():
             self.table.data.set_persisted_offset(TP(topic, partition), offset)
-        return len(writes)
 
 
 async def _submit(producer: BatchProducer, batch: Any, topic: str, partition: int) -> Any:

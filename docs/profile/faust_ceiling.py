@@ -100,12 +100,11 @@ def run(ns: str, total: int, mode: str) -> None:
                         decode_event(e.message.value, key=e.message.key, topic_type=kind)
                 if mode == "changelog":
                     last = {e.message.key: e for e in batch}
-                    writes = []
                     for k, e in last.items():
                         with acting_for(e):
                             table.get(k)
-                            writes.append(changelog.put(e.message, k, STATE_BYTES))
-                    await changelog.send(writes)
+                            changelog.put(e.message, k, STATE_BYTES)
+                    await changelog.flush()
                 if mode in ("get", "set", "table"):  # the worker: one read, one write a customer
                     last = {e.message.key: e for e in batch}
                     for k, e in last.items():

@@ -7,15 +7,17 @@ import subprocess
 import time
 from pathlib import Path
 
+import orjson
 from conftest import KAFKA
 
 from churnstream.models.replay import replay
 from churnstream.schemas.events import parse_event_dict
+from churnstream.streams.app import STATE_TABLE
 from churnstream.streams.producing import produce_events
 from churnstream.streams.settings import Settings
 from churnstream.streams.simulation import simulate
 from compare import live_records, state_differences
-from harness import free_port, wait_for
+from harness import free_port, read_topic, wait_for
 
 
 def stream(customers: int = 60, days: int = 60, seed: int = 31) -> list[dict]:  # type: ignore[type-arg]
@@ -25,10 +27,17 @@ def stream(customers: int = 60, days: int = 60, seed: int = 31) -> list[dict]:  
 def wait_state(url: str, expected, timeout: float = 240) -> None:  # type: ignore[no-untyped-def]
     ids = sorted(expected.records)
 
-    def equal() -> bool:
-        return state_differences(live_records(url, ids), expected) == []
+    differences: list[str] = []
 
-    wait_for(equal, timeout, "the live state to equal the replay's", every=2)
+    def equal() -> bool:
+        differences[:] = state_differences(live_records(url, ids), expected)
+        return differences == []
+
+    try:
+        wait_for(equal, timeout, "the live state to equal the replay's", every=2)
+    except AssertionError as exc:
+        shown = "\n".join(differences[:20])
+        raise AssertionError(f"{exc}; {len(differences)} differences, first:\n{shown}") from None
 
 
 def test_the_survivor_of_two_workers_takes_over_and_nothing_is_lost(  # type: ignore[no-untyped-def]
@@ -58,6 +67,16 @@ def test_a_deleted_data_directory_is_rebuilt_from_the_changelog(  # type: ignore
     worker = start_worker(settings, name="first")
     produce_events(settings, events)
     wait_state(worker.url, expected)
+    # Each record is the customer's state after more events than the one before it: a
+    # changelog that goes backwards was written out of store order (five agents write).
+    sent = int(worker.metric("churnstream_changelog_records_sent_total"))
+    changelog = read_topic(settings, f"{settings.app_id}-{STATE_TABLE}-changelog", expect=sent)
+    assert len(changelog) == sent >= len(expected.records)  # 1 GB segments: none compacted yet
+    applied: dict[bytes, int] = {}
+    for record in sorted(changelog, key=lambda r: (r.partition, r.offset)):
+        total = sum(orjson.loads(record.value)["counts"].values())
+        assert total >= applied.get(record.key, 0), (record.key, record.partition, record.offset)
+        applied[record.key] = total
     worker.stop()
     shutil.rmtree(settings.data_dir)
     again = start_worker(settings, name="second")

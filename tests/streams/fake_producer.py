@@ -1,6 +1,8 @@
 """Stands in for aiokafka's producer where Faust's test context has none: record batches of
-a fixed number of records, delivered at once with consecutive offsets per partition, or
-failed with a given error."""
+a fixed number of records, delivered at once with consecutive offsets per partition (or when
+released, if held), or failed with a given error. `yields` makes each `send_batch` call pass
+control to the event loop that many times before taking its batch, as aiokafka's does while
+it waits for metadata or for the partition's previous batch to drain."""
 
 from __future__ import annotations
 
@@ -29,6 +31,9 @@ class FakeProducer:
     fail: BaseException | None = None
     sent: list[tuple[str, int, list[tuple[bytes, bytes]]]] = field(default_factory=list)
     next_offset: Counter[tuple[str, int]] = field(default_factory=Counter)
+    yields: list[int] = field(default_factory=list)  # per call, in order; then none
+    hold: bool = False
+    held: list[tuple[asyncio.Future[RecordMetadata], RecordMetadata]] = field(default_factory=list)
 
     def create_batch(self) -> FakeBatch:
         return FakeBatch(self.capacity)
@@ -36,6 +41,8 @@ class FakeProducer:
     async def send_batch(
         self, batch: FakeBatch, topic: str, *, partition: int
     ) -> asyncio.Future[RecordMetadata]:
+        for _ in range(self.yields.pop(0) if self.yields else 0):
+            await asyncio.sleep(0)
         delivered: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
         if self.fail is not None:
             delivered.set_exception(self.fail)
@@ -44,8 +51,18 @@ class FakeProducer:
         base = self.next_offset[(topic, partition)]
         self.next_offset[(topic, partition)] += len(batch.records)
         tp = TopicPartition(topic, partition)
-        delivered.set_result(RecordMetadata(topic, partition, tp, base, -1, 0, 0))
+        metadata = RecordMetadata(topic, partition, tp, base, -1, 0, 0)
+        if self.hold:
+            self.held.append((delivered, metadata))
+        else:
+            delivered.set_result(metadata)
         return delivered
+
+    def release(self) -> None:
+        """Deliver the batches held so far."""
+        for delivered, metadata in self.held:
+            delivered.set_result(metadata)
+        self.held.clear()
 
     def latest(self) -> dict[bytes, bytes]:
         """Each key's last value, as a compacted changelog keeps it."""
