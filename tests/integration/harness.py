@@ -136,7 +136,8 @@ class WorkerProcess:
 
 
 def read_topic(settings: Settings, topic: str, expect: int, timeout: float = 60) -> list[Any]:
-    """Every record of `topic` from the beginning, waiting until at least `expect` arrived."""
+    """Every record of `topic` from the beginning: at least `expect` of them (waiting for them
+    to arrive) and at least up to the end the topic had when called."""
     consumer = KafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers,
         enable_auto_commit=False,
@@ -148,12 +149,14 @@ def read_topic(settings: Settings, topic: str, expect: int, timeout: float = 60)
         tps = [TopicPartition(topic, p) for p in parts]
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
+        end = consumer.end_offsets(tps)
         records: list[Any] = []
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for batch in consumer.poll(timeout_ms=500).values():
                 records.extend(batch)
-            if len(records) >= expect:
+            at_end = all(consumer.position(tp) >= end[tp] for tp in tps)
+            if len(records) >= expect and at_end:
                 # Take what is left, so a test sees too many records, not just enough.
                 for batch in consumer.poll(timeout_ms=1000).values():
                     records.extend(batch)
