@@ -189,6 +189,31 @@ def wait_processed(
     raise TimeoutError(msg)
 
 
+def measure_latency(
+    settings: Settings,
+    model: bytes,
+    workdir: Path,
+    rate: float,
+    seconds: float,
+    customers: int = 500,
+) -> dict[str, Any]:
+    """Event-to-alert latency of one fresh worker on new topics (`settings`) scoring with
+    `model`, fed at `rate` events per second for `seconds`."""
+    create_topics(settings)
+    publish_model(settings, model)
+    w = Worker(settings, "latency", workdir)
+    try:
+        w.wait_log("Worker ready")
+        feed = int(rate * seconds) + 1000  # more than the paced run sends
+        # Fewer customers than the throughput runs, so that a minute of events spans weeks
+        # of their history: alerts come from change over days, not from a first event.
+        return paced_alert_latency(
+            settings, events(feed, min(customers, 500), seed=2), rate, seconds
+        )
+    finally:
+        w.stop()
+
+
 def run_bench(
     base: Settings, total: int, customers: int, workdir: Path, latency_seconds: float = 60
 ) -> dict[str, Any]:
@@ -255,19 +280,7 @@ def run_bench(
             "web_port": free_port(),
         }
     )
-    create_topics(lat)
-    publish_model(lat, model)
-    w = Worker(lat, "latency", workdir)
-    try:
-        w.wait_log("Worker ready")
-        feed = int(one_rate / 2 * latency_seconds) + 1000  # more than the paced run sends
-        # Fewer customers than the throughput runs, so that a minute of events spans weeks
-        # of their history: alerts come from change over days, not from a first event.
-        latency = paced_alert_latency(
-            lat, events(feed, min(customers, 500), seed=2), one_rate / 2, latency_seconds
-        )
-    finally:
-        w.stop()
+    latency = measure_latency(lat, model, workdir, one_rate / 2, latency_seconds, customers)
     return {
         "events": sent,
         "customers": customers,

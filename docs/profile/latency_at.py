@@ -13,16 +13,8 @@ import sys
 import uuid
 from pathlib import Path
 
-from churnstream.streams.bench import (
-    Worker,
-    events,
-    free_port,
-    publish_model,
-    trained_model_message,
-)
-from churnstream.streams.latency import paced_alert_latency
+from churnstream.streams.bench import free_port, measure_latency, trained_model_message
 from churnstream.streams.settings import Settings
-from churnstream.streams.topics import create_topics
 
 rate, seconds = float(sys.argv[1]), float(sys.argv[2])
 out = Path("var/profile")
@@ -30,12 +22,4 @@ ns = f"lat{uuid.uuid4().hex[:6]}"
 s = Settings(
     topic_prefix=ns, app_id=ns, topic_partitions=8, data_dir=out / ns, web_port=free_port()
 )
-create_topics(s)
-publish_model(s, trained_model_message(s))
-w = Worker(s, "latency", out)
-try:
-    w.wait_log("Worker ready")
-    feed = int(rate * seconds) + 1000
-    print(json.dumps(paced_alert_latency(s, events(feed, 500, seed=2), rate, seconds)), flush=True)
-finally:
-    w.stop()
+print(json.dumps(measure_latency(s, trained_model_message(s), out, rate, seconds)), flush=True)
