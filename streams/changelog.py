@@ -90,23 +90,23 @@ class Changelog:
         async with self._handing:
             writes, self._pending = self._pending, []
             if writes:
+                topic = self.table.changelog_topic.get_topic_name()
                 try:
                     sent: list[tuple[int, int, Any]] | ChangelogNotWritten = await self._hand(
-                        writes
+                        topic, writes
                     )
                 except ChangelogNotWritten as exc:
                     sent = exc
-                self._delivered = asyncio.ensure_future(self._confirm(self._delivered, sent))
+                self._delivered = asyncio.ensure_future(self._confirm(self._delivered, topic, sent))
             delivered = self._delivered
         if delivered is not None:
             await asyncio.shield(delivered)  # shared with later flushes: never cancel it
         return len(writes)
 
-    async def _hand(self, writes: Sequence[Write]) -> list[tuple[int, int, Any]]:
+    async def _hand(self, topic: str, writes: Sequence[Write]) -> list[tuple[int, int, Any]]:
         """Hand `writes` to the producer, in order per partition; returns each record batch's
         partition, record count and delivery future."""
         producer = self.producer()
-        topic = self.table.changelog_topic.get_topic_name()
         by_partition: dict[int, list[Write]] = {}
         for w in writes:
             by_partition.setdefault(w.partition, []).append(w)
@@ -127,6 +127,7 @@ class Changelog:
     async def _confirm(
         self,
         before: asyncio.Future[None] | None,
+        topic: str,
         sent: list[tuple[int, int, Any]] | ChangelogNotWritten,
     ) -> None:
         """Wait for the earlier flushes and then for `sent`; record the persisted offsets."""
@@ -135,7 +136,6 @@ class Changelog:
         results = await asyncio.gather(*(f for _, _, f in sent), return_exceptions=True)
         if before is not None:
             await before  # its failure is this flush's too: it may have carried our records
-        topic = self.table.changelog_topic.get_topic_name()
         failed = [r for r in results if isinstance(r, BaseException)]
         if failed:
             msg = f"{len(failed)} batch(es) to {topic}: {failed[0]!r}"
