@@ -33,6 +33,7 @@ class RiskState:
     last_alert: dict[str, list[float]] = field(default_factory=dict)  # kind -> [ts, severity]
     peer_day: int = -1  # last day this customer was counted in the peer baseline
     snapshot_at: float | None = None  # event time of the last feature snapshot for learning
+    alerts: int = 0  # alerts raised for this customer so far
 
     def record(self, now: float, score: float) -> None:
         day = float(int(now // DAY))
@@ -66,6 +67,7 @@ class RiskState:
             "last_alert": self.last_alert,
             "peer_day": self.peer_day,
             "snapshot_at": self.snapshot_at,
+            "alerts": self.alerts,
         }
 
     @classmethod
@@ -80,6 +82,7 @@ class RiskState:
             last_alert=dict(d["last_alert"]),
             peer_day=d["peer_day"],
             snapshot_at=d.get("snapshot_at"),
+            alerts=d.get("alerts", 0),
         )
 
 
@@ -165,6 +168,7 @@ def assess(
         if last is not None and a.now - last[0] < cooldown and severity <= last[1]:
             continue
         risk.last_alert[kind] = [a.now, severity]
+        risk.alerts += 1
         drivers = change_drivers(previous_contrib, hs.contributions) if previous_contrib else []
         if kind == "churn_risk":
             drivers = list(a.churn_drivers()) or drivers

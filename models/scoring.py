@@ -28,6 +28,7 @@ from churnstream.models.delivery import AppliedOffsets
 from churnstream.models.features import FeatureState, current_plan, derive
 from churnstream.models.health import HealthConfig, HealthScore, health_score
 from churnstream.models.labels import Snapshot
+from churnstream.models.outbox import Outbox
 from churnstream.models.peers import PeerBaseline
 from churnstream.models.risk import Assessment, RiskState, assess, no_drivers, score_drivers
 from churnstream.models.seen import SeenIds
@@ -79,6 +80,7 @@ class CustomerRecord:
     counts: dict[str, int] = field(default_factory=dict)
     applied: AppliedOffsets = field(default_factory=AppliedOffsets)
     seen: SeenIds = field(default_factory=SeenIds)  # event ids within the lateness bound
+    outbox: Outbox = field(default_factory=Outbox)  # what its updates have yet to publish
 
     @classmethod
     def new(cls, customer_id: str) -> CustomerRecord:
@@ -92,7 +94,7 @@ class CustomerRecord:
             "counts": self.counts,
             "applied": self.applied.by_source,
             "seen": self.seen.to_dict(),
-        }
+        } | ({"outbox": box} if (box := self.outbox.to_dict()) else {})
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CustomerRecord:
@@ -103,6 +105,7 @@ class CustomerRecord:
             counts=dict(d["counts"]),
             applied=AppliedOffsets(dict(d["applied"])),
             seen=SeenIds.from_dict(d["seen"]),
+            outbox=Outbox.from_dict(d.get("outbox")),
         )
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 from faust.streams import _current_event  # the context variable Faust's stores read
 
+from churnstream.models.outbox import Message
 from churnstream.models.scoring import CustomerRecord, Outcome, step, tally
 from churnstream.schemas.decoding import decode_event
 from churnstream.schemas.errors import InvalidEvent
@@ -29,7 +30,7 @@ from churnstream.schemas.records import DeadLetter
 from churnstream.streams.app import Wiring
 from churnstream.streams.changelog import ChangelogNotWritten
 from churnstream.streams.continuity import Carrier
-from churnstream.streams.learning_messages import cancel_message, snapshot_message
+from churnstream.streams.learning_messages import cancel, snapshot_message
 
 log = logging.getLogger(__name__)
 
@@ -107,12 +108,15 @@ async def handle_batch(wiring: Wiring, event_type: str, records: list[Any]) -> N
 
     processed = metrics.events_processed.labels(type=event_type)
     duplicate = metrics.events_duplicate.labels(type=event_type)
+    publish: list[tuple[str, Message]] = []  # after the changelog has the records
     for customer_id, items in by_customer.items():
         outcomes: list[tuple[Any, Outcome]] = []
         try:
             current = items[-1][0]
             with acting_for(current):
                 customer = load_record(wiring, customer_id)
+                again = customer.outbox.take_over(wiring.incarnation, wiring.in_flight)
+                new: list[Message] = []
                 for record, event in items:
                     m = record.message
                     outcome = step(
@@ -120,7 +124,10 @@ async def handle_batch(wiring: Wiring, event_type: str, records: list[Any]) -> N
                     )
                     tally(wiring.business, customer, event, outcome, wiring.context)
                     outcomes.append((m, outcome))
+                    new += publications(customer_id, outcome)
+                customer.outbox.add(new)
                 store_record(wiring, customer, current.message)
+                wiring.in_flight.update(m.id for m in again + new)
         except Exception as exc:  # a bug on one customer must not stop the worker
             log.exception("scoring customer %s failed", customer_id)
             # Nothing of this customer's batch was stored: dead-letter all of it.
@@ -128,6 +135,8 @@ async def handle_batch(wiring: Wiring, event_type: str, records: list[Any]) -> N
                 reason = f"{type(exc).__name__}: {exc}"
                 await send_dead_letter(wiring, record.message, "processing_error", reason)
             continue
+        metrics.republished.inc(len(again))
+        publish += [(customer_id, m) for m in again + new]
         for message, outcome in outcomes:
             if outcome.status == "duplicate":
                 duplicate.inc()
@@ -139,20 +148,39 @@ async def handle_batch(wiring: Wiring, event_type: str, records: list[Any]) -> N
                     await wiring.model_examples.send(
                         key=customer_id.encode(), value=snapshot_message(outcome.snapshot)
                     )
-                if outcome.cancelled_at is not None:
-                    await wiring.model_examples.send(
-                        key=customer_id.encode(),
-                        value=cancel_message(customer_id, outcome.cancelled_at),
-                    )
-                for alert in outcome.alerts:
-                    await wiring.risk_changes.send(
-                        key=customer_id.encode(), value=alert.model_dump_json().encode()
-                    )
-                    metrics.alerts.labels(kind=alert.kind).inc()
     metrics.changelog_records.inc(await wiring.changelog.flush())
+    await publish_outbox(wiring, publish)
     if records:
         per_event = (time.perf_counter() - started) / len(records)
         metrics.processing_seconds.labels(type=event_type).observe(per_event)
+
+
+def publications(customer_id: str, outcome: Outcome) -> list[Message]:
+    """What applying an event publishes through the customer's outbox: its alerts, and the
+    cancellation label the trainer learns from."""
+    out = [Message("risk-changes", a.alert_id, a.model_dump(mode="json")) for a in outcome.alerts]
+    if outcome.cancelled_at is not None:
+        at = outcome.cancelled_at
+        out.append(Message("model-examples", f"cancel/{customer_id}/{at}", cancel(customer_id, at)))
+    return out
+
+
+async def publish_outbox(wiring: Wiring, publish: list[tuple[str, Message]]) -> None:
+    """Publish outbox messages and wait until Kafka has them all; only then are their ids no
+    longer in flight (a later update of the customer then drops them from its outbox)."""
+    topics = {"risk-changes": wiring.risk_changes, "model-examples": wiring.model_examples}
+    sent = []
+    for customer_id, m in publish:
+        sent.append(
+            await topics[m.topic].send(key=customer_id.encode(), value=orjson.dumps(m.value))
+        )
+        if m.topic == "risk-changes":
+            wiring.metrics.alerts.labels(kind=m.value["kind"]).inc()
+    await asyncio.gather(*sent)
+    for _, m in publish:
+        wiring.in_flight[m.id] -= 1
+        if not wiring.in_flight[m.id]:
+            del wiring.in_flight[m.id]
 
 
 async def handle_in_order(wiring: Wiring, event_type: str, records: list[Any]) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +39,10 @@ class Wiring:
     continuity: Continuity  # every source message applied, in order (see its module)
     changelog: Changelog  # writes to `state` with batched changelog records
     state_sizes: dict[str, int] = field(default_factory=dict)  # customer -> bytes stored
+    # This process's name in the records' outboxes, and the ids of the outbox messages it is
+    # publishing (`churnstream.models.outbox`).
+    incarnation: str = field(default_factory=lambda: secrets.token_hex(4))
+    in_flight: collections.Counter[str] = field(default_factory=collections.Counter)
     model_info: dict[str, Any] = field(default_factory=dict)  # the loaded churn model's report
     suggested_weights: dict[str, Any] = field(default_factory=dict)
 

@@ -35,8 +35,12 @@ def snapshot_message(s: Snapshot) -> bytes:
     )
 
 
+def cancel(customer_id: str, at: float) -> dict[str, Any]:
+    return {"kind": "cancel", "customer_id": customer_id, "at": at}
+
+
 def cancel_message(customer_id: str, at: float) -> bytes:
-    return orjson.dumps({"kind": "cancel", "customer_id": customer_id, "at": at})
+    return orjson.dumps(cancel(customer_id, at))
 
 
 def decode(raw: bytes) -> Snapshot | tuple[str, str, float]:

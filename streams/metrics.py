@@ -47,6 +47,7 @@ class WorkerMetrics:
     changelog_records: Counter
     changelog_failures: Counter
     alerts: Counter
+    republished: Counter
     consumer_lag: Gauge
     state_customers: Gauge
     state_bytes: Gauge
@@ -142,6 +143,12 @@ class WorkerMetrics:
                 name("alerts_emitted"),
                 "Risk-change alerts published, by kind",
                 ["kind"],
+                registry=registry,
+            ),
+            republished=Counter(
+                name("outbox_republished"),
+                "Messages published again from a record another worker incarnation stored "
+                "(it may have died before publishing them)",
                 registry=registry,
             ),
             consumer_lag=Gauge(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from typing import Any
 
 from churnstream.models.replay import ReplayResult
+from churnstream.schemas.records import RiskChange
 from harness import http_json
 
 
@@ -50,3 +52,15 @@ def state_differences(live: dict[str, Any], expected: ReplayResult) -> list[str]
         diffs += [f"{cid}{d}" for d in close(got["features"], want["features"], ".features")]
         diffs += [f"{cid}{d}" for d in close(got["counts"], want["counts"], ".counts")]
     return diffs
+
+
+def alerts_missing(live: dict[str, Any], alerts: list[RiskChange]) -> dict[str, tuple[int, int]]:
+    """Customers whose records raised a different number of alerts than were published
+    (distinct ids): customer -> (raised, published)."""
+    published = Counter(a.customer_id for a in {a.alert_id: a for a in alerts}.values())
+    raised = {cid: r["risk"]["alerts"] for cid, r in live.items()}
+    return {
+        cid: (raised.get(cid, 0), published[cid])
+        for cid in set(raised) | set(published)
+        if raised.get(cid, 0) != published[cid]
+    }

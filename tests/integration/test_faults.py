@@ -1,8 +1,11 @@
-"""Faults on the real broker: a worker lost from a pair, a lost disk, a broker outage."""
+"""Faults on the real broker: a worker lost from a pair, a lost disk, a broker outage, a
+worker killed while the broker does not answer."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -12,11 +15,12 @@ from conftest import KAFKA
 
 from churnstream.models.replay import replay
 from churnstream.schemas.events import parse_event_dict
+from churnstream.schemas.records import RiskChange
 from churnstream.streams.app import STATE_TABLE
 from churnstream.streams.producing import produce_events
 from churnstream.streams.settings import Settings
 from churnstream.streams.simulation import simulate
-from compare import live_records, state_differences
+from compare import alerts_missing, live_records, state_differences
 from harness import free_port, read_topic, wait_for
 
 
@@ -100,3 +104,43 @@ def test_the_worker_resumes_after_the_broker_is_down_for_30_seconds(  # type: ig
     assert worker.proc is not None and worker.proc.poll() is None, "the worker stayed up"
     produce_events(settings, events[half:])
     wait_state(worker.url, expected, timeout=300)
+
+
+def test_a_worker_killed_while_kafka_stalls_loses_no_alert(  # type: ignore[no-untyped-def]
+    settings, start_worker
+) -> None:
+    """The broker is frozen (SIGSTOP) mid-stream: the worker's batches stop after storing
+    their customers' new records and before Kafka has the records' changelog or their
+    alerts. The worker is killed there, three times; each successor restarts with those
+    records in its store (RocksDB) and their events redelivered as duplicates, and publishes
+    the alerts from the records' outboxes. Every alert the final states raised is published."""
+    events = stream(seed=35)
+    expected = replay([parse_event_dict(e) for e in events])
+    pid = int(subprocess.run([KAFKA, "pid"], check=True, capture_output=True, text=True).stdout)
+    worker = start_worker(settings, name="victim")
+    produce_events(settings, events)
+    republished = 0.0
+    for kill in range(3):
+        wait_for(
+            lambda w=worker: w.metric("churnstream_events_processed_total") >= len(events) / 8,
+            120,
+            "progress before the freeze",
+            every=0.05,
+        )
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            time.sleep(1.5)  # every agent's batch reaches the changelog flush and waits
+            republished += worker.metric("churnstream_outbox_republished_total")
+            worker.kill()
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        worker = start_worker(settings, name=f"restart{kill + 1}")
+    wait_state(worker.url, expected)
+    alerts = [
+        RiskChange.model_validate_json(r.value)
+        for r in read_topic(settings, settings.topic("risk-changes"), expect=1)
+    ]
+    live = live_records(worker.url, sorted(expected.records))
+    assert alerts_missing(live, alerts) == {}
+    republished += worker.metric("churnstream_outbox_republished_total")
+    assert republished > 0  # the successors did publish alerts their predecessor had not

@@ -12,7 +12,7 @@ from churnstream.schemas.events import parse_event_dict
 from churnstream.schemas.records import RiskChange
 from churnstream.streams.producing import produce_events
 from churnstream.streams.simulation import simulate
-from compare import live_records, state_differences
+from compare import alerts_missing, live_records, state_differences
 from harness import http_json, read_topic, wait_for
 
 CUSTOMERS, DAYS, SEED = 100, 120, 21
@@ -173,3 +173,7 @@ def test_sigkill_mid_stream_and_restart_ends_in_the_uninterrupted_state(
     by_id: dict[str, RiskChange] = {}
     for a in alerts:
         assert by_id.setdefault(a.alert_id, a) == a, f"alert {a.alert_id} changed on redelivery"
+    # Every alert a customer's state raised was published (one the worker stored and died
+    # before sending is sent by its successor).
+    assert alerts_missing(live, alerts) == {}
+    assert len(by_id) > 20

@@ -11,6 +11,8 @@ import pytest
 from aiokafka.errors import KafkaTimeoutError
 from fake_producer import FakeProducer
 
+from churnstream.models.outbox import Message, Outbox
+from churnstream.models.scoring import CustomerRecord
 from churnstream.schemas.records import DeadLetter
 from churnstream.streams.agents import finish_even_if_stopped
 from churnstream.streams.app import create_app, faust_worker
@@ -74,6 +76,51 @@ def test_valid_event_counts_and_redelivery_changes_nothing() -> None:
     assert call.kwargs["key"] == b"c1" and message["kind"] == "snapshot"
     assert message["customer_id"] == "c1" and "days_since_login" in message["features"]
     send.assert_not_called()
+
+
+def test_an_outbox_another_incarnation_stored_is_published_again_once() -> None:
+    """A worker died after storing c1's update and before publishing its alert: the next
+    worker publishes it again on c1's next update (after a crash, the redelivered events,
+    duplicates by then) and keeps it in the outbox until the send is confirmed; its own
+    published messages it drops."""
+    wiring, _ = _wiring()
+    alert = {"alert_id": "a1", "customer_id": "c1", "kind": "band_change"}
+    record = CustomerRecord.new("c1")
+    record.outbox = Outbox("dead0000", [Message("risk-changes", "a1", alert)])
+    wiring.state.data[b"c1"] = orjson.dumps(record.to_dict())
+    stored: list[dict] = []  # type: ignore[type-arg]
+
+    async def send(*, key: bytes, value: bytes) -> asyncio.Future[None]:
+        stored.append(orjson.loads(wiring.state.data[b"c1"]))  # what was stored before
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    wiring.risk_changes.send = mock.create_autospec(  # type: ignore[method-assign]
+        wiring.risk_changes.send, spec_set=True, side_effect=send
+    )
+    agent = wiring.app.agents["churnstream.login-events"]
+
+    async def run() -> None:
+        async with agent.test_context() as a:
+            await a.put(orjson.dumps(LOGIN), key=b"c1")
+            await asyncio.sleep(0.3)  # the first batch finishes before the second is read
+            await a.put(orjson.dumps({**LOGIN, "event_id": "e2"}), key=b"c1")
+
+    asyncio.run(run())
+    [call] = wiring.risk_changes.send.await_args_list  # type: ignore[attr-defined]
+    assert call.kwargs == {"key": b"c1", "value": orjson.dumps(alert)}
+    # Stored under this worker before it was sent; dropped by the next update once sent.
+    assert stored[0]["outbox"] == {
+        "writer": wiring.incarnation,
+        "messages": [["risk-changes", "a1", alert]],
+    }
+    assert "outbox" not in orjson.loads(wiring.state.data[b"c1"])
+    assert orjson.loads(wiring.state.data[b"c1"])["counts"] == {"login": 2}
+    assert not wiring.in_flight
+    reg = wiring.metrics.registry
+    assert reg.get_sample_value("churnstream_outbox_republished_total") == 1
+    assert reg.get_sample_value("churnstream_alerts_emitted_total", {"kind": "band_change"}) == 1
 
 
 def test_invalid_messages_go_to_dead_letter_and_the_agent_goes_on() -> None:
