@@ -53,7 +53,11 @@ class Settings(BaseSettings):
     web_host: str = Field(default="127.0.0.1", description="address the HTTP API binds to")
     web_port: int = Field(default=6066, ge=1, le=65535, description="HTTP API and /metrics port")
     data_dir: Path = Field(default=Path("var/churnstream"), description="local state (RocksDB)")
-    store: str = Field(default="rocksdb://", description="Faust table store URL, memory:// too")
+    store: str = Field(
+        default="rocksdb-nowal://",
+        description="Faust table store URL: rocksdb-nowal:// (RocksDB without its write-ahead "
+        "log: the changelog topic is the log), rocksdb://, or memory://",
+    )
     broker_session_timeout: float = Field(
         default=30.0,
         ge=6,
