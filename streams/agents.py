@@ -4,7 +4,10 @@ One agent per event topic, concurrency 1 (faust-streaming can commit past unproc
 messages with more), at-least-once: a batch's offsets are acknowledged only after it was
 processed, and the step itself is idempotent. Each customer's record is read and written
 once per batch, and the changelog records go to Kafka in store order, a batch of them per
-partition (`streams.changelog`), before the batch's offsets are acknowledged.
+partition (`streams.changelog`), before the batch's offsets are acknowledged. Alerts and
+cancellation labels are stored in the customer's record (its outbox, `models.outbox`) and
+published after the changelog has the record; Kafka has them before the batch is
+acknowledged.
 """
 
 from __future__ import annotations

@@ -23,7 +23,14 @@ def test_alert_latency_is_measured_from_send_to_receipt(settings: Settings, star
 
 
 def test_bench_runs_every_phase_and_reports_them(settings: Settings, tmp_path: Path) -> None:
-    result = run_bench(settings, 3000, 200, tmp_path, latency_seconds=10)
+    """Twice in one workdir: the rerun finds the first run's stores (whose changelog offsets
+    its new topics do not have: Faust refused to start on them) and logs (where it found the
+    first run's "Recovery complete" and reported a recovery of 0.0 s), and measures anyway."""
+    for _ in range(2):
+        check_bench(run_bench(settings, 3000, 200, tmp_path, latency_seconds=10))
+
+
+def check_bench(result: dict) -> None:  # type: ignore[type-arg]
     assert result["events"] == 3000 and result["customers"] == 200
     for key in (
         "raw_consumer_events_per_s",
