@@ -130,7 +130,8 @@ async def handle_batch(wiring: Wiring, event_type: str, records: list[Any]) -> N
                     new += publications(customer_id, outcome)
                 customer.outbox.add(new)
                 store_record(wiring, customer, current.message)
-                wiring.in_flight.update(m.id for m in again + new)
+                sending = again + new
+                wiring.in_flight.update(m.id for m in sending)
         except Exception as exc:  # a bug on one customer must not stop the worker
             log.exception("scoring customer %s failed", customer_id)
             # Nothing of this customer's batch was stored: dead-letter all of it.
@@ -139,7 +140,7 @@ async def handle_batch(wiring: Wiring, event_type: str, records: list[Any]) -> N
                 await send_dead_letter(wiring, record.message, "processing_error", reason)
             continue
         metrics.republished.inc(len(again))
-        publish += [(customer_id, m) for m in again + new]
+        publish += [(customer_id, m) for m in sending]
         for message, outcome in outcomes:
             if outcome.status == "duplicate":
                 duplicate.inc()

@@ -10,7 +10,9 @@ so nothing is published that a restart could then forget. The memtables are flus
 partition is revoked and when the worker stops, so that a clean restart replays nothing.
 
 On the 2-core VM of docs/BENCHMARKS.md the worker ran about 9 % faster without the WAL
-(`docs/profile/profile_worker.py 200000 5000`, four runs alternating).
+alone (`docs/profile/profile_worker.py 200000 5000`, four runs alternating); shipped
+together with the outbox, whose wait for the alerts' delivery costs some of that back, about
+3 % faster than before both (six runs alternating, docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations
