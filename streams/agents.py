@@ -37,8 +37,6 @@ from churnstream.streams.learning_messages import cancel, snapshot_message
 
 log = logging.getLogger(__name__)
 
-BATCH_MAX = 500
-BATCH_WITHIN = 0.05  # seconds
 CHECK_SECONDS = 5.0  # backlog gauge and stalled-partition check
 
 
@@ -93,6 +91,7 @@ async def handle_batch(wiring: Wiring, event_type: str, records: list[Any]) -> N
     metrics, settings = wiring.metrics, wiring.settings
     started = time.perf_counter()
     metrics.events_consumed.labels(type=event_type).inc(len(records))
+    observe_delay(wiring, event_type, records)
     by_customer: dict[str, list[tuple[Any, Event]]] = {}
     for record in records:
         message = record.message
@@ -157,6 +156,15 @@ async def handle_batch(wiring: Wiring, event_type: str, records: list[Any]) -> N
     if records:
         per_event = (time.perf_counter() - started) / len(records)
         metrics.processing_seconds.labels(type=event_type).observe(per_event)
+
+
+def observe_delay(wiring: Wiring, event_type: str, records: list[Any]) -> None:
+    """How long the batch's oldest message waited (Kafka timestamp to now): the worker's
+    share of event-to-alert latency before processing starts, a replay's age of history."""
+    stamps = [r.message.timestamp for r in records if r.message.timestamp]
+    if stamps:
+        delay = max(0.0, time.time() - min(stamps))
+        wiring.metrics.batch_delay_seconds.labels(type=event_type).observe(delay)
 
 
 def publications(customer_id: str, outcome: Outcome) -> list[Message]:
@@ -272,7 +280,8 @@ async def stop_unacknowledged(wiring: Wiring, exc: ChangelogNotWritten) -> None:
 
 def _register_one(wiring: Wiring, event_type: str, topic: Any) -> None:
     async def consume(stream: Any) -> None:
-        async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
+        settings = wiring.settings
+        async for batch in stream.take_events(settings.batch_max, within=settings.batch_within):
             try:
                 await finish_even_if_stopped(handle_in_order(wiring, event_type, list(batch)))
             except ChangelogNotWritten as exc:

@@ -285,6 +285,8 @@ def run_bench(
         "events": sent,
         "customers": customers,
         "partitions": settings.topic_partitions,
+        "batch_max": settings.batch_max,
+        "batch_within_s": settings.batch_within,
         "load_seconds": round(load_seconds, 1),
         "raw_consumer_events_per_s": round(raw),
         "one_worker_events_per_s": round(one_rate),

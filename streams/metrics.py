@@ -17,6 +17,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+DELAY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0, 600.0)
 
 
 # Customer-success aggregates (this worker's customers; monthly ones for the latest month).
@@ -43,6 +44,7 @@ class WorkerMetrics:
     events_recovered: Counter
     events_invalid: Counter
     processing_seconds: Histogram
+    batch_delay_seconds: Histogram
     dead_letters: Counter
     changelog_records: Counter
     changelog_failures: Counter
@@ -122,6 +124,14 @@ class WorkerMetrics:
                 "Time to process one event in the worker",
                 ["type"],
                 buckets=LATENCY_BUCKETS,
+                registry=registry,
+            ),
+            batch_delay_seconds=Histogram(
+                name("batch_delay_seconds"),
+                "Age of a batch's oldest message (its Kafka timestamp) when the worker starts"
+                " the batch",
+                ["type"],
+                buckets=DELAY_BUCKETS,
                 registry=registry,
             ),
             dead_letters=Counter(

@@ -70,6 +70,16 @@ class Settings(BaseSettings):
         description="a source partition whose backlog has not moved this long is read by the "
         "worker itself (faust-streaming can leave assigned partitions unfetched)",
     )
+    batch_max: int = Field(
+        default=500, ge=1, le=10_000, description="most messages an agent takes in one batch"
+    )
+    batch_within: float = Field(
+        default=0.02,
+        gt=0,
+        le=5,
+        description="seconds an agent waits for a batch to fill once it is free: longer "
+        "batches cost latency, shorter ones throughput (docs/BENCHMARKS.md)",
+    )
     rocksdb_write_buffer_mb: int = Field(
         default=8, ge=1, description="RocksDB write buffer per table partition (two at most)"
     )

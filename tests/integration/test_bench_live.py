@@ -32,6 +32,7 @@ def test_bench_runs_every_phase_and_reports_them(settings: Settings, tmp_path: P
 
 def check_bench(result: dict) -> None:  # type: ignore[type-arg]
     assert result["events"] == 3000 and result["customers"] == 200
+    assert (result["batch_max"], result["batch_within_s"]) == (500, 0.02)  # the defaults
     for key in (
         "raw_consumer_events_per_s",
         "one_worker_events_per_s",

@@ -15,7 +15,8 @@ from harness import http_json, read_topic, wait_for
 
 
 def test_thousand_valid_and_fifty_invalid(settings, start_worker) -> None:  # type: ignore[no-untyped-def]
-    worker = start_worker(settings)
+    # One message a batch: the batch setting reaches the worker (each batch is measured).
+    worker = start_worker(settings.model_copy(update={"batch_max": 1}))
     valid = list(itertools.islice(simulate(customers=30, days=30, seed=3), 1000))
     bad = malformed_messages(50, seed=1)
     producer = KafkaProducer(
@@ -53,3 +54,5 @@ def test_thousand_valid_and_fifty_invalid(settings, start_worker) -> None:  # ty
         assert d.reason and d.topic.startswith(settings.topic_prefix)
     assert worker.metric("churnstream_events_invalid_total") == 50
     assert worker.metric("churnstream_events_processed_total") == 1000
+    assert worker.metric("churnstream_batch_delay_seconds_count") == 1050
+    assert worker.metric("churnstream_batch_delay_seconds_sum") > 0

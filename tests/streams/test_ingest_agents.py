@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from unittest import mock
 
 import orjson
@@ -20,6 +21,7 @@ from churnstream.streams.changelog import Changelog, ChangelogNotWritten
 from churnstream.streams.continuity import Reader
 from churnstream.streams.settings import Settings
 
+PROCESSED = "churnstream_events_processed_total"
 LOGIN = {"event_id": "e1", "customer_id": "c1", "type": "login", "ts": "2025-01-01T00:00:00Z"}
 
 
@@ -30,8 +32,9 @@ def _reader() -> Reader:
     return reader  # type: ignore[no-any-return]
 
 
-def _wiring(producer: FakeProducer | None = None):  # type: ignore[no-untyped-def]
-    wiring = create_app(Settings(store="memory://"), store="memory://", reader=_reader())
+def _wiring(producer: FakeProducer | None = None, **settings: object):  # type: ignore[no-untyped-def]
+    conf = Settings(store="memory://", **settings)  # type: ignore[arg-type]
+    wiring = create_app(conf, store="memory://", reader=_reader())
     # The test context starts no Kafka producer: the changelog goes to a stand-in.
     producer = producer if producer is not None else FakeProducer()
     wiring.changelog = Changelog(wiring.state, lambda: producer)
@@ -121,6 +124,39 @@ def test_an_outbox_another_incarnation_stored_is_published_again_once() -> None:
     reg = wiring.metrics.registry
     assert reg.get_sample_value("churnstream_outbox_republished_total") == 1
     assert reg.get_sample_value("churnstream_alerts_emitted_total", {"kind": "band_change"}) == 1
+
+
+@pytest.mark.parametrize(("batch_max", "batches"), [(1, 3), (500, 1)])
+def test_batches_follow_the_settings_and_their_wait_is_measured(
+    batch_max: int, batches: int
+) -> None:
+    """Three messages an hour old, queued at once: taken one by one with `batch_max=1`,
+    together within 0.3 s otherwise; each batch records how long its oldest had waited."""
+    wiring, _ = _wiring(batch_max=batch_max, batch_within=0.3)
+    agent = wiring.app.agents["churnstream.login-events"]
+    reg = wiring.metrics.registry
+    sent = time.time() - 3600
+
+    async def run() -> None:
+        async with agent.test_context() as a:
+            for n in range(3):
+                event = {**LOGIN, "event_id": f"e{n}"}
+                await a.put(orjson.dumps(event), key=b"c1", timestamp=sent, wait=False)
+            for _ in range(200):
+                if reg.get_sample_value(PROCESSED, {"type": "login"}) == 3:
+                    break
+                await asyncio.sleep(0.01)
+
+    asyncio.run(run())
+    assert reg.get_sample_value(PROCESSED, {"type": "login"}) == 3
+    labels = {"type": "login"}
+    assert reg.get_sample_value("churnstream_batch_delay_seconds_count", labels) == batches
+    waited = reg.get_sample_value("churnstream_batch_delay_seconds_sum", labels)
+    assert 3600 * batches <= waited < 3660 * batches
+    assert (
+        reg.get_sample_value("churnstream_batch_delay_seconds_bucket", labels | {"le": "600.0"})
+        == 0
+    )
 
 
 def test_invalid_messages_go_to_dead_letter_and_the_agent_goes_on() -> None:
