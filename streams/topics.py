@@ -1,4 +1,5 @@
-"""Create churnstream's topics on the broker (idempotent), with kafka-python's admin client."""
+"""Create churnstream's topics on the broker (idempotent), and delete a namespace's, with
+kafka-python's admin client."""
 
 from __future__ import annotations
 
@@ -40,14 +41,18 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     return specs
 
 
-def create_topics(settings: Settings, timeout_ms: int = 30_000) -> list[str]:
-    """Create every missing topic; return the names created now (existing ones are kept)."""
-    admin = KafkaAdminClient(
+def _admin(settings: Settings, timeout_ms: int) -> KafkaAdminClient:
+    return KafkaAdminClient(
         bootstrap_servers=settings.bootstrap_servers,
         client_id=f"{settings.app_id}-admin",
         request_timeout_ms=timeout_ms,
         **settings.kafka_python_security(),
     )
+
+
+def create_topics(settings: Settings, timeout_ms: int = 30_000) -> list[str]:
+    """Create every missing topic; return the names created now (existing ones are kept)."""
+    admin = _admin(settings, timeout_ms)
     try:
         existing = set(admin.list_topics())
         missing = [s for s in topic_specs(settings) if s.name not in existing]
@@ -69,5 +74,18 @@ def create_topics(settings: Settings, timeout_ms: int = 30_000) -> list[str]:
             except TopicAlreadyExistsError:
                 log.info("topic %s was created meanwhile", spec.name)
         return created
+    finally:
+        admin.close()
+
+
+def delete_topics(settings: Settings, prefix: str, timeout_ms: int = 30_000) -> list[str]:
+    """Delete every topic whose name starts with `prefix` (a benchmark's own namespace: its
+    events, outputs, changelogs and Faust's internal topics); return their names."""
+    admin = _admin(settings, timeout_ms)
+    try:
+        names = sorted(t for t in admin.list_topics() if t.startswith(prefix))
+        if names:
+            admin.delete_topics(names, timeout_ms=timeout_ms)
+        return names
     finally:
         admin.close()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from churnstream.streams.bench import free_port, measure_latency, trained_model_message
 from churnstream.streams.settings import Settings
+from churnstream.streams.topics import delete_topics
 
 rate, seconds = float(sys.argv[1]), float(sys.argv[2])
 out = Path("var/profile")
@@ -22,4 +23,7 @@ ns = f"lat{uuid.uuid4().hex[:6]}"
 s = Settings(
     topic_prefix=ns, app_id=ns, topic_partitions=8, data_dir=out / ns, web_port=free_port()
 )
-print(json.dumps(measure_latency(s, trained_model_message(s), out, rate, seconds)), flush=True)
+try:
+    print(json.dumps(measure_latency(s, trained_model_message(s), out, rate, seconds)), flush=True)
+finally:
+    delete_topics(s, ns)  # this run's topics, gone from the broker

@@ -18,7 +18,7 @@ from pathlib import Path
 from churnstream.streams.bench import Worker, events, free_port, make_producer, wait_processed
 from churnstream.streams.producing import produce_events
 from churnstream.streams.settings import Settings
-from churnstream.streams.topics import create_topics
+from churnstream.streams.topics import create_topics, delete_topics
 
 out = Path("var/profile")
 out.mkdir(parents=True, exist_ok=True)
@@ -49,3 +49,4 @@ finally:
     if spy:
         spy.wait()
     w.stop()
+    delete_topics(s, ns)  # 200k events and their changelog, gone from the broker

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from kafka.admin import KafkaAdminClient
+
 from churnstream.streams.bench import run_bench
 from churnstream.streams.latency import paced_alert_latency
 from churnstream.streams.settings import Settings
@@ -26,8 +28,18 @@ def test_bench_runs_every_phase_and_reports_them(settings: Settings, tmp_path: P
     """Twice in one workdir: the rerun finds the first run's stores (whose changelog offsets
     its new topics do not have: Faust refused to start on them) and logs (where it found the
     first run's "Recovery complete" and reported a recovery of 0.0 s), and measures anyway."""
+    before = topics(settings)
     for _ in range(2):
         check_bench(run_bench(settings, 3000, 200, tmp_path, latency_seconds=10))
+    assert topics(settings) == before  # each run deleted the topics it made
+
+
+def topics(settings: Settings) -> set[str]:
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    try:
+        return {t for t in admin.list_topics() if not t.startswith("__")}
+    finally:
+        admin.close()
 
 
 def check_bench(result: dict) -> None:  # type: ignore[type-arg]
