@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import secrets
 from dataclasses import dataclass, field
@@ -174,6 +175,26 @@ def create_app(
     gauges.register(wiring)
     model_loader.register(wiring)
     return wiring
+
+
+def use_event_loop(name: str) -> None:
+    """Make `name` this process's asyncio event loop: "uvloop" or "aio" (Python's own), as
+    `mode` names them. Call it before the app is built: Faust keeps the loop it first finds.
+    """
+    import mode.loop
+
+    mode.loop.use(name)
+
+
+def running_loop_name() -> str:
+    """The package of the running event loop's class: "uvloop" or "asyncio".
+
+    >>> async def which() -> str:
+    ...     return running_loop_name()
+    >>> asyncio.run(which())
+    'asyncio'
+    """
+    return type(asyncio.get_running_loop()).__module__.partition(".")[0]
 
 
 def faust_worker(app: faust.App, loglevel: str) -> Any:

@@ -304,6 +304,7 @@ def _run_phases(
         "partitions": settings.topic_partitions,
         "batch_max": settings.batch_max,
         "batch_within_s": settings.batch_within,
+        "event_loop": settings.event_loop,
         "load_seconds": round(load_seconds, 1),
         "raw_consumer_events_per_s": round(raw),
         "one_worker_events_per_s": round(one_rate),

@@ -53,7 +53,7 @@ def worker(
     ] = None,
 ) -> None:
     """Run a stream worker: consume events, keep customer state, publish risk changes."""
-    from churnstream.streams.app import create_app, faust_worker
+    from churnstream.streams.app import create_app, faust_worker, use_event_loop
 
     settings = build_settings(
         broker=broker,
@@ -62,6 +62,7 @@ def worker(
         data_dir=data_dir,
         log_level=log_level,
     )
+    use_event_loop(settings.event_loop)  # before the app exists: it takes the loop it finds
     wiring = create_app(settings)
     faust_worker(wiring.app, settings.log_level).execute_from_commandline()
 

@@ -3,7 +3,7 @@ gauge is set by the partition check in `streams.agents`)."""
 
 from __future__ import annotations
 
-from churnstream.streams.app import Wiring
+from churnstream.streams.app import Wiring, running_loop_name
 
 REFRESH_SECONDS = 5.0
 
@@ -16,6 +16,10 @@ def refresh(wiring: Wiring) -> None:
 
 
 def register(wiring: Wiring) -> None:
+    @wiring.app.task
+    async def describe_runtime() -> None:
+        wiring.metrics.runtime.info({"event_loop": running_loop_name()})
+
     @wiring.app.timer(interval=REFRESH_SECONDS)
     async def refresh_gauges() -> None:
         refresh(wiring)

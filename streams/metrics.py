@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 DELAY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0, 600.0)
@@ -57,6 +57,7 @@ class WorkerMetrics:
     customers_by_segment: Gauge
     business: dict[str, Gauge]
     model_version: Gauge
+    runtime: Info
 
     def observe_business(self, report: dict[str, Any]) -> None:
         """Set the customer-success gauges from `BusinessMetrics.report()`."""
@@ -194,6 +195,9 @@ class WorkerMetrics:
                 name("worker_model_version"),
                 "Version of the churn model this worker scores with (0: none yet)",
                 registry=registry,
+            ),
+            runtime=Info(
+                name("worker"), "The worker's runtime: its asyncio event loop", registry=registry
             ),
         )
 

@@ -45,6 +45,7 @@ def topics(settings: Settings) -> set[str]:
 def check_bench(result: dict) -> None:  # type: ignore[type-arg]
     assert result["events"] == 3000 and result["customers"] == 200
     assert (result["batch_max"], result["batch_within_s"]) == (500, 0.02)  # the defaults
+    assert result["event_loop"] == "uvloop"
     for key in (
         "raw_consumer_events_per_s",
         "one_worker_events_per_s",

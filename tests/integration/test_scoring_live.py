@@ -45,10 +45,11 @@ def test_a_backlog_read_across_five_drifting_topics_ends_in_the_replay_state(  #
     settings, start_worker
 ) -> None:
     """All events produced at once: the worker reads the topics at different speeds (logins
-    run weeks ahead of usage), and still ends with the replay's state for every customer."""
+    run weeks ahead of usage), and still ends with the replay's state for every customer.
+    This worker runs on Python's own event loop (the others on uvloop, the default)."""
     events = stream()
     expected = replay([parse_event_dict(e) for e in events])
-    worker = start_worker(settings)
+    worker = start_worker(settings.model_copy(update={"event_loop": "aio"}))
     produce_events(settings, events)
     live = wait_all_applied(worker.url, expected)
     assert state_differences(live, expected) == []
@@ -73,6 +74,7 @@ def test_a_backlog_read_across_five_drifting_topics_ends_in_the_replay_state(  #
     assert worker.metric("churnstream_customers") == CUSTOMERS  # summed over bands
     assert worker.metric("churnstream_state_bytes") > 100 * CUSTOMERS
     assert worker.metric("churnstream_nps") == summary["nps"]
+    assert worker.metric("churnstream_worker_info", {"event_loop": "asyncio"}) == 1
 
 
 def produce_live(settings, worker, events: list[dict]) -> None:  # type: ignore[no-untyped-def,type-arg]

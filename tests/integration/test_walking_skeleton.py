@@ -56,3 +56,5 @@ def test_thousand_valid_and_fifty_invalid(settings, start_worker) -> None:  # ty
     assert worker.metric("churnstream_events_processed_total") == 1000
     assert worker.metric("churnstream_batch_delay_seconds_count") == 1050
     assert worker.metric("churnstream_batch_delay_seconds_sum") > 0
+    # The default event loop is uvloop, and the worker runs on it.
+    assert worker.metric("churnstream_worker_info", {"event_loop": "uvloop"}) == 1

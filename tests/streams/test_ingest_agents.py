@@ -16,7 +16,7 @@ from churnstream.models.outbox import Message, Outbox
 from churnstream.models.scoring import CustomerRecord
 from churnstream.schemas.records import DeadLetter
 from churnstream.streams.agents import finish_even_if_stopped
-from churnstream.streams.app import create_app, faust_worker
+from churnstream.streams.app import create_app, faust_worker, running_loop_name, use_event_loop
 from churnstream.streams.changelog import Changelog, ChangelogNotWritten
 from churnstream.streams.continuity import Reader
 from churnstream.streams.settings import Settings
@@ -248,3 +248,18 @@ def test_worker_logging_stays_at_its_level() -> None:
     faust_worker(wiring.app, "warning").on_setup_root_logger(ours, logging.WARNING)
     assert faust_default.level == logging.DEBUG  # what the workaround is for
     assert ours.level == logging.WARNING and not ours.isEnabledFor(logging.DEBUG)
+
+
+def test_the_event_loop_setting_picks_the_loop_coroutines_run_on() -> None:
+    async def which() -> str:
+        return running_loop_name()
+
+    before = asyncio.get_event_loop_policy()
+    try:
+        asyncio.set_event_loop_policy(None)  # Python's own
+        use_event_loop("aio")  # leaves Python's loop in place
+        assert asyncio.run(which()) == "asyncio"
+        use_event_loop("uvloop")
+        assert asyncio.run(which()) == "uvloop"
+    finally:
+        asyncio.set_event_loop_policy(before)

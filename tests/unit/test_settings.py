@@ -88,3 +88,12 @@ def test_a_child_process_environment_rebuilds_the_same_settings(
     assert again.broker_sasl_password and again.broker_sasl_password.get_secret_value() == "p4ss"
     url = again.slack_webhook_url
     assert url and url.get_secret_value() == "https://hooks.example/services/X"
+
+
+def test_event_loop_is_uvloop_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().event_loop == "uvloop"
+    monkeypatch.setenv("CHURNSTREAM_EVENT_LOOP", "aio")
+    assert Settings().event_loop == "aio"
+    monkeypatch.setenv("CHURNSTREAM_EVENT_LOOP", "tokio")
+    with pytest.raises(ValidationError, match="event_loop"):
+        Settings()
