@@ -109,6 +109,9 @@ class Prediction:
 
 # Hat functions over each standardised feature, one per integer from -2 to 3.
 CENTRES = (-2, -1, 0, 1, 2, 3)
+_LOWEST, _HIGHEST = CENTRES[0], CENTRES[-1]
+# A feature's mean and standard deviation, linear weight, and its hat functions' weights.
+Terms = tuple[float, float, float, tuple[float, ...]]
 
 
 def expand(z: dict[str, float]) -> dict[str, float]:
@@ -172,6 +175,7 @@ class ChurnModel:
         # The averaged weights and intercept: what `predict` and `explain` use.
         self.weights: dict[str, float] = {}
         self.intercept = self.lr.intercept
+        self._terms: dict[str, Terms] | None = None  # `raw_probability`'s, until the next learn
 
     @property
     def examples(self) -> int:
@@ -198,6 +202,7 @@ class ChurnModel:
         self.lr.learn_one(self._design(features), label)
         self.labels[label] += 1
         self._average()
+        self._terms = None
 
     def _average(self) -> None:
         rate = max(1.0 / self.examples, 1.0 / self.average_window)
@@ -208,9 +213,42 @@ class ChurnModel:
         self.intercept += rate * (self.lr.intercept - self.intercept)
 
     def raw_probability(self, features: dict[str, float]) -> float:
-        w = self.weights
-        z = self.intercept + sum(w.get(k, 0.0) * v for k, v in self._design(features).items())
+        """The logistic of the intercept plus the averaged weights times `_design(features)`,
+        without building the design: each feature's scaling and weights are looked up once
+        (`_compile`). A worker predicts on every event; this takes 17 µs where the design
+        dict took 31 (docs/BENCHMARKS.md). Same terms in the same order: the same float."""
+        if self._terms is None:
+            self._terms = self._compile()
+        terms, total = self._terms, 0.0
+        for k, x in model_input(features).items():
+            term = terms.get(k)
+            if term is None:  # a feature the model never saw: scaled to 0, no weight
+                continue
+            mean, std, linear, hats = term
+            v = (x - mean) / std if std else 0.0
+            total += linear * v
+            if _LOWEST - 1 < v < _HIGHEST + 1:  # the two hat functions around v (`expand`)
+                below = math.floor(v)
+                if (h := 1.0 - (v - below)) > 0 and _LOWEST <= below <= _HIGHEST:
+                    total += hats[below - _LOWEST] * h
+                if (h := 1.0 - (below + 1 - v)) > 0 and _LOWEST <= below + 1 <= _HIGHEST:
+                    total += hats[below + 1 - _LOWEST] * h
+        z = self.intercept + total
         return 1.0 / (1.0 + math.exp(-min(30.0, max(-30.0, z))))
+
+    def _compile(self) -> dict[str, Terms]:
+        """Per feature the scaler has seen: its mean and deviation (River's scaling), its
+        linear weight and its hat functions' weights."""
+        w, means, variances = self.weights, self.scaler.means, self.scaler.vars
+        return {
+            k: (
+                means.get(k, 0.0),
+                variances.get(k, 0.0) ** 0.5,
+                w.get(k, 0.0),
+                tuple(w.get(name, 0.0) for name in _hat_names(k)),
+            )
+            for k in means
+        }
 
     def predict(self, features: dict[str, float], top: int = 3) -> Prediction:
         """The probability of cancelling within the horizon, and what raised it most."""
@@ -297,4 +335,5 @@ class ChurnModel:
         average = d.get("average") or {"weights": d["weights"], "intercept": d["intercept"]}
         m.weights = dict(average["weights"])
         m.intercept = average["intercept"]
+        m._terms = None
         return m

@@ -90,7 +90,7 @@ class Settings(BaseSettings):
     event_loop: Literal["uvloop", "aio"] = Field(
         default="uvloop",
         description="the worker's asyncio event loop: uvloop, or aio for Python's own "
-        "(uvloop ran a worker about 13 % faster, docs/BENCHMARKS.md)",
+        "(uvloop was faster in most runs, docs/BENCHMARKS.md)",
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     rating_labels: dict[str, dict[str, float]] = Field(

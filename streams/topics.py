@@ -78,12 +78,21 @@ def create_topics(settings: Settings, timeout_ms: int = 30_000) -> list[str]:
         admin.close()
 
 
+def topic_names(settings: Settings, timeout_ms: int = 30_000) -> set[str]:
+    """The broker's topics, without Kafka's own (`__consumer_offsets`, ...)."""
+    admin = _admin(settings, timeout_ms)
+    try:
+        return {t for t in admin.list_topics() if not t.startswith("__")}
+    finally:
+        admin.close()
+
+
 def delete_topics(settings: Settings, prefix: str, timeout_ms: int = 30_000) -> list[str]:
     """Delete every topic whose name starts with `prefix` (a benchmark's own namespace: its
     events, outputs, changelogs and Faust's internal topics); return their names."""
+    names = sorted(t for t in topic_names(settings, timeout_ms) if t.startswith(prefix))
     admin = _admin(settings, timeout_ms)
     try:
-        names = sorted(t for t in admin.list_topics() if t.startswith(prefix))
         if names:
             admin.delete_topics(names, timeout_ms=timeout_ms)
         return names

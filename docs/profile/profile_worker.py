@@ -1,5 +1,9 @@
 """One worker on N simulated events, optionally sampled by py-spy; prints events/s and RSS.
 
+As in `churnstream bench`, a churn model trained on a separate simulated history is on the
+models topic first, so that the worker predicts with it on every event (until 2026-11-26 this
+script published none, and its figures left the prediction out: see docs/BENCHMARKS.md).
+
 Run from the repository root with the local broker up (`deploy/local/kafka up`):
 
     .venv/bin/python docs/profile/profile_worker.py 200000 5000          # rate and RSS
@@ -15,7 +19,15 @@ import time
 import uuid
 from pathlib import Path
 
-from churnstream.streams.bench import Worker, events, free_port, make_producer, wait_processed
+from churnstream.streams.bench import (
+    Worker,
+    events,
+    free_port,
+    make_producer,
+    publish_model,
+    trained_model_message,
+    wait_processed,
+)
 from churnstream.streams.producing import produce_events
 from churnstream.streams.settings import Settings
 from churnstream.streams.topics import create_topics, delete_topics
@@ -31,6 +43,7 @@ create_topics(s)
 p = make_producer(s)
 sent = produce_events(s, events(total, customers, seed=1), producer=p)
 p.close()
+publish_model(s, trained_model_message(s))
 print("loaded", sent, flush=True)
 w = Worker(s, "w", out)
 spy = None

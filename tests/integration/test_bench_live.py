@@ -5,12 +5,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from kafka.admin import KafkaAdminClient
-
 from churnstream.streams.bench import run_bench
 from churnstream.streams.latency import paced_alert_latency
 from churnstream.streams.settings import Settings
 from churnstream.streams.simulation import simulate
+from churnstream.streams.topics import topic_names
 
 
 def test_alert_latency_is_measured_from_send_to_receipt(settings: Settings, start_worker) -> None:  # type: ignore[no-untyped-def]
@@ -28,18 +27,10 @@ def test_bench_runs_every_phase_and_reports_them(settings: Settings, tmp_path: P
     """Twice in one workdir: the rerun finds the first run's stores (whose changelog offsets
     its new topics do not have: Faust refused to start on them) and logs (where it found the
     first run's "Recovery complete" and reported a recovery of 0.0 s), and measures anyway."""
-    before = topics(settings)
+    before = topic_names(settings)
     for _ in range(2):
         check_bench(run_bench(settings, 3000, 200, tmp_path, latency_seconds=10))
-    assert topics(settings) == before  # each run deleted the topics it made
-
-
-def topics(settings: Settings) -> set[str]:
-    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
-    try:
-        return {t for t in admin.list_topics() if not t.startswith("__")}
-    finally:
-        admin.close()
+    assert topic_names(settings) == before  # each run deleted the topics it made
 
 
 def check_bench(result: dict) -> None:  # type: ignore[type-arg]

@@ -227,3 +227,28 @@ def test_replay_learns_in_event_time_and_scores_with_what_it_knew_then() -> None
     assert report["examples"] > 500 and report["roc_auc"] > 0.65
     # Customers carry the probability in the records the replay ends with.
     assert any(a.churn_probability is not None for a in result.alerts[-50:])
+
+
+def _design_probability(m: ChurnModel, x: dict[str, float]) -> float:
+    """The probability the long way: the design dict (River's scaling, the hat functions)."""
+    z = m.intercept + sum(m.weights.get(k, 0.0) * v for k, v in m._design(x).items())
+    return 1 / (1 + math.exp(-min(30.0, max(-30.0, z))))
+
+
+def test_the_one_pass_probability_is_the_design_dicts_to_the_last_bit() -> None:
+    rng = random.Random(5)
+    m = ChurnModel(min_examples=10)
+    for _ in range(300):
+        m.learn({"a": rng.gauss(0, 1), "b": rng.random() * 5, "flat": 1.0}, rng.random() < 0.3)
+    # Values on and between the knots, beyond them, a feature with no variance ("flat"), one
+    # the model never saw ("new"), the log-scaled ones and a None.
+    xs = [
+        {"a": rng.gauss(0, 2), "b": rng.random() * 8, "flat": 1.0, "new": 3.0, "mrr": 90.0}
+        for _ in range(500)
+    ]
+    xs += [{"a": float(k), "b": None} for k in range(-4, 5)]  # type: ignore[dict-item]
+    assert [m.raw_probability(x) for x in xs] == [_design_probability(m, x) for x in xs]
+    # Learning again changes the weights: the next prediction uses them, not a stale copy.
+    before = m.raw_probability(xs[0])
+    m.learn(xs[0], True)
+    assert m.raw_probability(xs[0]) == _design_probability(m, xs[0]) != before
