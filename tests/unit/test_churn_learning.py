@@ -230,8 +230,13 @@ def test_replay_learns_in_event_time_and_scores_with_what_it_knew_then() -> None
 
 
 def _design_probability(m: ChurnModel, x: dict[str, float]) -> float:
-    """The probability the long way: the design dict (River's scaling, the hat functions)."""
-    z = m.intercept + sum(m.weights.get(k, 0.0) * v for k, v in m._design(x).items())
+    """The probability the long way: the design dict (River's scaling, the hat functions),
+    its terms added one by one (Python 3.12's `sum` of floats compensates, which may differ
+    in the last bit)."""
+    total = 0.0
+    for k, v in m._design(x).items():
+        total += m.weights.get(k, 0.0) * v
+    z = m.intercept + total
     return 1 / (1 + math.exp(-min(30.0, max(-30.0, z))))
 
 
