@@ -54,6 +54,7 @@ def worker(
 ) -> None:
     """Run a stream worker: consume events, keep customer state, publish risk changes."""
     from churnstream.streams.app import create_app, faust_worker, use_event_loop
+    from churnstream.streams.metrics import process_registry
 
     settings = build_settings(
         broker=broker,
@@ -63,7 +64,7 @@ def worker(
         log_level=log_level,
     )
     use_event_loop(settings.event_loop)  # before the app exists: it takes the loop it finds
-    wiring = create_app(settings)
+    wiring = create_app(settings, registry=process_registry())
     faust_worker(wiring.app, settings.log_level).execute_from_commandline()
 
 
@@ -79,9 +80,9 @@ def slack_relay(
     """Post risk-change alerts to Slack (CHURNSTREAM_SLACK_WEBHOOK_URL), or print them."""
     import signal
 
-    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client import start_http_server
 
-    from churnstream.streams.metrics import RelayMetrics
+    from churnstream.streams.metrics import RelayMetrics, process_registry
     from churnstream.streams.slack_relay import (
         PostedJournal,
         SlackRelay,
@@ -98,7 +99,7 @@ def slack_relay(
     )
     logging.getLogger("kafka").setLevel(logging.WARNING)
     logging.getLogger("slack_sdk").setLevel(logging.WARNING)  # its debug lines name the URL
-    registry = CollectorRegistry()
+    registry = process_registry()
     metrics = RelayMetrics.create(registry)
     if settings.relay_metrics_port:
         start_http_server(settings.relay_metrics_port, addr=settings.web_host, registry=registry)
@@ -138,14 +139,15 @@ def trainer(
     import signal
     import threading
 
-    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client import start_http_server
 
+    from churnstream.streams.metrics import process_registry
     from churnstream.streams.trainer import TrainerMetrics, run_trainer
 
     settings = build_settings(
         broker=broker, topic_prefix=topic_prefix, trainer_metrics_port=metrics_port
     )
-    registry = CollectorRegistry()
+    registry = process_registry()
     metrics = TrainerMetrics.create(registry)
     if settings.trainer_metrics_port:
         start_http_server(settings.trainer_metrics_port, addr=settings.web_host, registry=registry)

@@ -14,10 +14,39 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+)
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 DELAY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0, 600.0)
+
+
+def process_registry() -> CollectorRegistry:
+    """The registry of one churnstream process's /metrics, with the series every Prometheus
+    client exports by default: `process_cpu_seconds_total`, `process_resident_memory_bytes`
+    and the other `process_*` (Linux), `python_gc_*` and `python_info`.
+
+    >>> r = process_registry()
+    >>> r.get_sample_value("process_cpu_seconds_total") > 0
+    True
+    >>> r.get_sample_value("process_resident_memory_bytes") > 0
+    True
+    >>> r.get_sample_value("python_gc_collections_total", {"generation": "0"}) >= 0
+    True
+    """
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    return registry
 
 
 # Customer-success aggregates (this worker's customers; monthly ones for the latest month).

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from churnstream.streams.demo import scrape
 from churnstream.streams.producing import produce_events
 from churnstream.streams.settings import Settings
 from churnstream.streams.simulation import simulate
@@ -91,6 +92,12 @@ def test_two_workers_and_the_trainer_learn_publish_and_score(  # type: ignore[no
         bodies = wait_for(scored, 60, "customers scored by the model")
         assert all(0 <= b["churn_probability"] <= 1 for b in bodies)
         assert len({b["churn_probability"] for b in bodies}) > 1
+
+        # The trainer's /metrics: its own series and its process's (CPU, memory).
+        trainer_metrics = scrape(f"http://127.0.0.1:{first.trainer_metrics_port}/metrics")
+        assert trainer_metrics["churnstream_model_version"] >= 2
+        assert trainer_metrics["process_cpu_seconds_total"] > 0
+        assert trainer_metrics["process_resident_memory_bytes"] > 0
     finally:
         trainer.terminate()
         trainer.wait(30)

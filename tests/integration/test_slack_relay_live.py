@@ -16,6 +16,7 @@ from kafka import KafkaProducer
 from churnstream.models.replay import replay
 from churnstream.schemas.events import parse_event_dict
 from churnstream.schemas.records import DeadLetter, RiskChange
+from churnstream.streams.demo import scrape
 from churnstream.streams.settings import Settings
 from churnstream.streams.simulation import simulate
 from fake_slack import INVALID, OK, RATE_LIMITED, SERVER_ERROR, Answer, FakeSlack
@@ -142,6 +143,9 @@ def test_every_alert_reaches_slack_once_in_order_through_outages_and_restarts(  
 
     metrics = http_get(f"http://127.0.0.1:{relay_settings.relay_metrics_port}/metrics")[1].decode()
     assert 'churnstream_relay_alerts_posted_total{route="default"}' in metrics
+    process = scrape(f"http://127.0.0.1:{relay_settings.relay_metrics_port}/metrics")
+    assert process["process_cpu_seconds_total"] > 0
+    assert process["process_resident_memory_bytes"] > 0
     relay.signal(kill=False)
     log = (tmp_path / "relay.log").read_text()
     assert slack.url() not in log and "/services/" not in log, "the webhook URL is a secret"

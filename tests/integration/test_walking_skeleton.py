@@ -58,3 +58,7 @@ def test_thousand_valid_and_fifty_invalid(settings, start_worker) -> None:  # ty
     assert worker.metric("churnstream_batch_delay_seconds_sum") > 0
     # The default event loop is uvloop, and the worker runs on it.
     assert worker.metric("churnstream_worker_info", {"event_loop": "uvloop"}) == 1
+    # Its process's own series, as every Prometheus client exports them.
+    assert worker.metric("process_cpu_seconds_total") > 0
+    assert worker.metric("process_resident_memory_bytes") > 50 * 2**20
+    assert worker.metric("python_gc_collections_total") > 0

@@ -1,4 +1,5 @@
-"""The Prometheus rules and the Grafana dashboard name only metrics churnstream exports."""
+"""The Prometheus rules and the Grafana dashboard name only metrics churnstream exports (its
+own and its processes' `process_*` and `python_*` series)."""
 
 from __future__ import annotations
 
@@ -12,16 +13,17 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from churnstream.streams.metrics import RelayMetrics, WorkerMetrics
+from churnstream.streams.metrics import RelayMetrics, WorkerMetrics, process_registry
 from churnstream.streams.trainer import TrainerMetrics
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
-METRIC = re.compile(r"\b(churnstream_[a-z0-9_]+)")
+METRIC = re.compile(r"\b((?:churnstream|process|python)_[a-z0-9_]+)")
 
 
 def exported() -> set[str]:
-    """Every sample name the worker and the relay can expose (with _total, _bucket, ...)."""
-    registry = CollectorRegistry()
+    """Every sample name the worker, the relay and the trainer can expose (with _total,
+    _bucket, ...)."""
+    registry = process_registry()
     WorkerMetrics.create(registry)
     RelayMetrics.create(registry)
     TrainerMetrics.create(registry)
