@@ -335,5 +335,4 @@ class ChurnModel:
         average = d.get("average") or {"weights": d["weights"], "intercept": d["intercept"]}
         m.weights = dict(average["weights"])
         m.intercept = average["intercept"]
-        m._terms = None
         return m

@@ -7,6 +7,10 @@
    the last; its memory and bytes of state per customer.
 4. The time to rebuild that worker's state from the changelog after its data is deleted.
 5. Two workers in one consumer group.
+
+For 3 and 5 it reports the CPU the workers used (their `process_cpu_seconds_total`) and the
+machine's busy CPU (every process's, the broker's and the bench's too, from /proc/stat) in
+the same time, in cores: whether two workers had the cores to run twice as fast.
 6. Event-to-alert latency: a fresh worker fed at half the one-worker rate
    (`churnstream.streams.latency`).
 
@@ -27,6 +31,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -37,7 +42,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from churnstream.models.replay import replay
 from churnstream.models.scoring import ScoringContext
 from churnstream.schemas.events import parse_event_dict
-from churnstream.streams.demo import KAFKA_SCRIPT, scrape_or_empty
+from churnstream.streams.demo import KAFKA_SCRIPT, samples, scrape_or_empty
 from churnstream.streams.latency import paced_alert_latency
 from churnstream.streams.producing import make_producer, produce_events
 from churnstream.streams.settings import Settings
@@ -130,6 +135,10 @@ class Worker:
     def metric(self, name: str) -> float:
         return scrape_or_empty(self.url).get(name, 0.0)
 
+    def labels(self, name: str) -> dict[str, str]:
+        """The labels of the worker's first sample called `name` (an Info metric's)."""
+        return next((dict(x.labels) for x in samples(self.url) if x.name == name), {})
+
     def wait_log(self, text: str) -> None:
         """Until the worker's log says `text`; RuntimeError if it exits first."""
         while text not in self.log.read_text(errors="replace"):
@@ -159,26 +168,59 @@ class Stalled(Exception):
         self.done = done
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds every core of this machine spent busy since boot (not idle, not waiting
+    for I/O; Linux's /proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True, slots=True)
+class Phase:
+    """Workers processing a stream, from the first processed message to the last."""
+
+    seconds: float
+    worker_cpu_seconds: tuple[float, ...]  # each worker's, in that time
+    machine_busy_seconds: float  # every process's: the workers', the broker's, the bench's
+
+    def worker_cores(self) -> list[float]:
+        return [
+            round(c / self.seconds, 2) if self.seconds else 0.0 for c in self.worker_cpu_seconds
+        ]
+
+    def machine_cores(self) -> float:
+        return round(self.machine_busy_seconds / self.seconds, 2) if self.seconds else 0.0
+
+
 def wait_processed(
     workers: list[Worker], total: int, timeout: float = 7200, stall: float = 120
-) -> float:
-    """Seconds from the first processed message to the last; Stalled when nothing moves."""
+) -> Phase:
+    """From the first processed message to the last; Stalled when nothing moves."""
     deadline = time.monotonic() + timeout
-    first: float | None = None
+    first: tuple[float, list[float], float] | None = None
     last_done, last_change = -1.0, time.monotonic()
     while time.monotonic() < deadline:
+        pages = [scrape_or_empty(w.url) for w in workers]
+        busy = machine_busy_seconds()
         # Each simulated event is applied once (its redelivered or re-read copies count as
         # duplicates, which would count it twice here).
         done = sum(
-            w.metric("churnstream_events_processed_total")
-            + w.metric("churnstream_events_invalid_total")
-            for w in workers
+            p.get("churnstream_events_processed_total", 0.0)
+            + p.get("churnstream_events_invalid_total", 0.0)
+            for p in pages
         )
+        cpu = [p.get("process_cpu_seconds_total", 0.0) for p in pages]
         now = time.monotonic()
         if first is None and done > 0:
-            first = now
+            first = (now, cpu, busy)
         if done >= total:
-            return now - (first or now)
+            start, start_cpu, start_busy = first or (now, cpu, busy)
+            return Phase(
+                now - start,
+                tuple(c - c0 for c, c0 in zip(cpu, start_cpu, strict=True)),
+                busy - start_busy,
+            )
         if done != last_done:
             last_done, last_change = done, now
         elif now - last_change > stall:
@@ -252,12 +294,13 @@ def _run_phases(
     create_topics(one)
     w = Worker(one, "one", workdir)
     try:
-        one_seconds = wait_processed([w], sent)
+        one_phase = wait_processed([w], sent)
         time.sleep(6)  # the gauges refresh every 5 s
         rss = w.rss_bytes()
         state_bytes = w.metric("churnstream_state_bytes")
         state_customers = w.metric("churnstream_state_customers") or 1
         model_version = w.metric("churnstream_worker_model_version")
+        event_loop = w.labels("churnstream_worker_info").get("event_loop")
     finally:
         w.stop()
     shutil.rmtree(one_dir, ignore_errors=True)
@@ -279,15 +322,16 @@ def _run_phases(
         )
         for i in range(2)
     ]
-    stalled = None
+    stalled, two_phase = None, None
     try:
-        two_seconds = wait_processed(pair, sent)
+        two_phase = wait_processed(pair, sent)
     except Stalled as err:  # a known faust-streaming fault: see docs/BENCHMARKS.md
-        stalled, two_seconds = str(err), float("nan")
+        stalled = str(err)
     finally:
         for w in pair:
             w.stop()
-    one_rate, two_rate = sent / one_seconds, sent / two_seconds
+    one_rate = sent / one_phase.seconds
+    two_rate = sent / two_phase.seconds if two_phase else float("nan")
 
     lat = settings.model_copy(
         update={
@@ -304,13 +348,17 @@ def _run_phases(
         "partitions": settings.topic_partitions,
         "batch_max": settings.batch_max,
         "batch_within_s": settings.batch_within,
-        "event_loop": settings.event_loop,
+        "event_loop": event_loop,  # what the worker reports it ran on
         "load_seconds": round(load_seconds, 1),
         "raw_consumer_events_per_s": round(raw),
         "one_worker_events_per_s": round(one_rate),
         "two_workers_events_per_s": round(two_rate),
         "one_worker_over_raw": round(one_rate / raw, 3),
         "two_over_one": round(two_rate / one_rate, 3),
+        "one_worker_cpu_cores": one_phase.worker_cores()[0],
+        "one_worker_machine_busy_cores": one_phase.machine_cores(),
+        "two_workers_cpu_cores": two_phase.worker_cores() if two_phase else None,
+        "two_workers_machine_busy_cores": two_phase.machine_cores() if two_phase else None,
         "worker_rss_mb": round(rss / 2**20, 1),
         "state_bytes_per_customer": round(state_bytes / state_customers),
         "recovery_seconds": round(recovery_seconds, 1),

@@ -25,6 +25,7 @@ import orjson
 import typer
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from churnstream.schemas.records import RiskChange
 from churnstream.streams.malformed import malformed_messages
@@ -37,14 +38,19 @@ REPO = Path(__file__).resolve().parents[1]
 KAFKA_SCRIPT = REPO / "deploy" / "local" / "kafka"
 
 
-def scrape(url: str) -> dict[str, float]:
-    """Sum of each sample name across labels, from a /metrics page."""
+def samples(url: str) -> Iterator[Sample]:
+    """The samples of a /metrics page."""
     with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - our own loopback URL
         text = resp.read().decode()
-    totals: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
+        yield from family.samples
+
+
+def scrape(url: str) -> dict[str, float]:
+    """Sum of each sample name across labels, from a /metrics page."""
+    totals: dict[str, float] = {}
+    for sample in samples(url):
+        totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
     return totals
 
 

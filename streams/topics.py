@@ -78,11 +78,15 @@ def create_topics(settings: Settings, timeout_ms: int = 30_000) -> list[str]:
         admin.close()
 
 
+def _names(admin: KafkaAdminClient) -> set[str]:
+    return {t for t in admin.list_topics() if not t.startswith("__")}
+
+
 def topic_names(settings: Settings, timeout_ms: int = 30_000) -> set[str]:
     """The broker's topics, without Kafka's own (`__consumer_offsets`, ...)."""
     admin = _admin(settings, timeout_ms)
     try:
-        return {t for t in admin.list_topics() if not t.startswith("__")}
+        return _names(admin)
     finally:
         admin.close()
 
@@ -90,9 +94,9 @@ def topic_names(settings: Settings, timeout_ms: int = 30_000) -> set[str]:
 def delete_topics(settings: Settings, prefix: str, timeout_ms: int = 30_000) -> list[str]:
     """Delete every topic whose name starts with `prefix` (a benchmark's own namespace: its
     events, outputs, changelogs and Faust's internal topics); return their names."""
-    names = sorted(t for t in topic_names(settings, timeout_ms) if t.startswith(prefix))
     admin = _admin(settings, timeout_ms)
     try:
+        names = sorted(t for t in _names(admin) if t.startswith(prefix))
         if names:
             admin.delete_topics(names, timeout_ms=timeout_ms)
         return names

@@ -54,8 +54,10 @@ if len(sys.argv) > 3:
         + ["-f", "raw", "-o", str(out / "out.txt"), "-r", "50"]
     )
 try:
-    secs = wait_processed([w], sent)
+    phase = wait_processed([w], sent)
+    secs = phase.seconds
     print(f"processed {sent} in {secs:.1f}s = {sent / secs:.0f} ev/s", flush=True)
+    print(f"worker {phase.worker_cores()[0]} cores, machine {phase.machine_cores()}", flush=True)
     time.sleep(6)
     print("rss MB", w.rss_bytes() / 2**20, flush=True)
 finally:

@@ -1,13 +1,21 @@
 """Events per second of the pure scoring path, no Kafka: decode, load the state from JSON,
-step, tally, store to JSON (run: .venv/bin/python docs/profile/pure_step.py)."""
+step, tally, store to JSON (run: .venv/bin/python docs/profile/pure_step.py).
 
+It scores with the churn model `churnstream bench` publishes, as a worker does once a model
+is out (until 2026-11-26 it scored with none: see docs/BENCHMARKS.md); `--no-model` scores
+with none, as before."""
+
+import sys
 import time
 
 import orjson
 
 from churnstream.models.business import BusinessMetrics
+from churnstream.models.churn import ChurnModel
+from churnstream.models.learning import predictor_for
 from churnstream.models.scoring import CustomerRecord, ScoringContext, step, tally
 from churnstream.schemas.decoding import decode_event
+from churnstream.streams.bench import trained_model_message
 from churnstream.streams.settings import Settings
 from churnstream.streams.simulation import simulate
 
@@ -15,6 +23,9 @@ s = Settings()
 raw = [orjson.dumps(e) for e in simulate(customers=300, days=60, seed=3)]
 types = [orjson.loads(r)["type"] for r in raw]
 ctx = ScoringContext(config=s.health_settings(), snapshot_period=86400.0)
+if "--no-model" not in sys.argv:
+    message = orjson.loads(trained_model_message(s))
+    ctx.churn = predictor_for(ChurnModel.from_json(message["model"]))
 business = BusinessMetrics()
 records: dict[str, bytes] = {}
 started = time.perf_counter()
@@ -30,4 +41,6 @@ for i, (r, t) in enumerate(zip(raw, types, strict=True)):
     )
     tally(business, rec, ev, step(rec, ev, ("t", 0, i), ctx), ctx)
     records[ev.customer_id] = orjson.dumps(rec.to_dict())
-print(f"{len(raw)} events, {len(raw) / (time.perf_counter() - started):.0f} events/s")
+print(
+    f"{'no model' if ctx.churn is None else 'model'}: {len(raw)} events, {len(raw) / (time.perf_counter() - started):.0f} events/s"
+)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 from churnstream.streams.bench import run_bench
@@ -36,7 +37,7 @@ def test_bench_runs_every_phase_and_reports_them(settings: Settings, tmp_path: P
 def check_bench(result: dict) -> None:  # type: ignore[type-arg]
     assert result["events"] == 3000 and result["customers"] == 200
     assert (result["batch_max"], result["batch_within_s"]) == (500, 0.02)  # the defaults
-    assert result["event_loop"] == "uvloop"
+    assert result["event_loop"] == "uvloop"  # as the worker reports it
     for key in (
         "raw_consumer_events_per_s",
         "one_worker_events_per_s",
@@ -47,6 +48,13 @@ def check_bench(result: dict) -> None:  # type: ignore[type-arg]
     ):
         assert result[key] > 0, key
     assert result["two_workers_stalled"] is None
+    # CPU in cores over each phase: the workers' own within the machine's busy total.
+    one_cores, machine = result["one_worker_cpu_cores"], result["one_worker_machine_busy_cores"]
+    assert 0 < one_cores <= machine + 0.1 <= os.cpu_count() + 0.2  # type: ignore[operator]
+    two_cores = result["two_workers_cpu_cores"]
+    machine = result["two_workers_machine_busy_cores"]
+    assert len(two_cores) == 2 and all(c > 0 for c in two_cores)
+    assert sum(two_cores) <= machine + 0.1 <= os.cpu_count() + 0.2  # type: ignore[operator]
     assert result["scored_with_model_version"] == 1  # the model trained and published first
     latency = result["latency_at_half_load"]
     assert latency["events"] > latency["alerts"] > 0 and not math.isnan(latency["p99_ms"])

@@ -141,8 +141,7 @@ def test_it_predicts_with_the_mean_of_the_weights_it_visited_then_a_moving_avera
     assert abs(sum(m.weights.values()) - last) < abs(sum(m.weights.values()) - first)
     # And it is what predicts: the probability is the logistic of the averaged weights.
     x = {"a": 0.5, "b": 2.5}
-    z = m.intercept + sum(m.weights.get(k, 0.0) * v for k, v in m._design(x).items())
-    assert math.isclose(m.raw_probability(x), 1 / (1 + math.exp(-z)), rel_tol=1e-12)
+    assert m.raw_probability(x) == _design_probability(m, x)
     assert m.raw_probability(x) != m.lr.predict_proba_one(m._design(x))[True]
 
 
