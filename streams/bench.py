@@ -7,12 +7,12 @@
    the last; its memory and bytes of state per customer.
 4. The time to rebuild that worker's state from the changelog after its data is deleted.
 5. Two workers in one consumer group.
+6. Event-to-alert latency: a fresh worker fed at half the one-worker rate
+   (`churnstream.streams.latency`).
 
 For 3 and 5 it reports the CPU the workers used (their `process_cpu_seconds_total`) and the
 machine's busy CPU (every process's, the broker's and the bench's too, from /proc/stat) in
 the same time, in cores: whether two workers had the cores to run twice as fast.
-6. Event-to-alert latency: a fresh worker fed at half the one-worker rate
-   (`churnstream.streams.latency`).
 
 Prints one JSON object; `docs/BENCHMARKS.md` records a run.
 """

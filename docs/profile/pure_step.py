@@ -41,6 +41,5 @@ for i, (r, t) in enumerate(zip(raw, types, strict=True)):
     )
     tally(business, rec, ev, step(rec, ev, ("t", 0, i), ctx), ctx)
     records[ev.customer_id] = orjson.dumps(rec.to_dict())
-print(
-    f"{'no model' if ctx.churn is None else 'model'}: {len(raw)} events, {len(raw) / (time.perf_counter() - started):.0f} events/s"
-)
+rate = len(raw) / (time.perf_counter() - started)
+print(f"{'no model' if ctx.churn is None else 'model'}: {len(raw)} events, {rate:.0f} events/s")
