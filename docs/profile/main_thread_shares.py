@@ -18,7 +18,9 @@ for line in Path(sys.argv[1]).read_text().splitlines():
     if not line.strip():
         continue
     stack, n = line.rsplit(" ", 1)
-    if "run_until_complete" not in stack:  # the main thread only
+    # The main thread only: its stacks start at the CLI module (on uvloop, whose
+    # run_until_complete is C code, no Python frame names the event loop).
+    if "_run_module_as_main" not in stack:
         continue
     total += int(n)
     name = next((c for c, pattern in CATEGORIES if pattern in stack), "other (Faust/aiokafka)")
