@@ -42,6 +42,11 @@ def samples(url: str) -> Iterator[Sample]:
     """The samples of a /metrics page."""
     with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - our own loopback URL
         text = resp.read().decode()
+    yield from text_samples(text)
+
+
+def text_samples(text: str) -> Iterator[Sample]:
+    """The samples of Prometheus' text format (prometheus_client's parser)."""
     for family in text_string_to_metric_families(text):
         yield from family.samples
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
+from churnstream.streams.demo import text_samples
 from churnstream.streams.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -106,15 +107,15 @@ class WorkerProcess:
         return "Recovery complete" in text
 
     def metric(self, name: str, labels: dict[str, str] | None = None) -> float:
+        """The sum of the samples called `name` (with exactly `labels`, if given); 0 while
+        the worker does not answer."""
         text = http_get(f"{self.url}/metrics")[1].decode()
-        want = name + (
-            "{" + ",".join(f'{k}="{v}"' for k, v in (labels or {}).items()) + "}" if labels else ""
+        matching = (
+            s.value
+            for s in text_samples(text)
+            if s.name == name and (not labels or s.labels == labels)
         )
-        total = 0.0
-        for line in text.splitlines():
-            if line.startswith(want + " ") or (not labels and line.startswith(name + "{")):
-                total += float(line.rsplit(" ", 1)[1])
-        return total
+        return sum(matching, 0.0)
 
     def tail(self, n: int = 40) -> str:
         lines = self.log_path.read_text(errors="replace").splitlines()
