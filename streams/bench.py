@@ -10,9 +10,14 @@
 6. Event-to-alert latency: a fresh worker fed at half the one-worker rate
    (`churnstream.streams.latency`).
 
-For 3 and 5 it reports the CPU the workers used (their `process_cpu_seconds_total`) and the
-machine's busy CPU (every process's, the broker's and the bench's too, from /proc/stat) in
+For 3 and 5 it reports the CPU the workers used (their `process_cpu_seconds_total`), the
+broker's, and the machine's busy CPU (every process's, the bench's too, from /proc/stat) in
 the same time, in cores: whether two workers had the cores to run twice as fast.
+
+With `repeat` above 1, steps 2, 3 and 5 run that many times over the same loaded topics (new
+consumer groups, empty stores), in that order each time. The rates and ratios reported are
+the medians over these rounds (each ratio taken within its round), and `rounds` lists every
+round's figures: one run's figures vary by several per cent on a shared machine.
 
 Prints one JSON object; `docs/BENCHMARKS.md` records a run.
 """
@@ -26,6 +31,7 @@ import platform
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -176,6 +182,29 @@ def machine_busy_seconds() -> float:
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
+def process_cpu_seconds(pid: int | None) -> float:
+    """CPU seconds (user and system) process `pid` has used; 0.0 for None or a process that
+    is gone (Linux's /proc/<pid>/stat).
+
+    >>> process_cpu_seconds(os.getpid()) > 0, process_cpu_seconds(None)
+    (True, 0.0)
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text() if pid else ""
+    except OSError:
+        return 0.0
+    if not stat:
+        return 0.0
+    fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def broker_pid() -> int | None:
+    """The local broker's JVM (`deploy/local/kafka pid`, for the port in the environment)."""
+    out = subprocess.run([str(KAFKA_SCRIPT), "pid"], capture_output=True, text=True, check=False)  # noqa: S603
+    return int(out.stdout) if out.returncode == 0 and out.stdout.strip().isdigit() else None
+
+
 @dataclass(frozen=True, slots=True)
 class Phase:
     """Workers processing a stream, from the first processed message to the last."""
@@ -183,26 +212,36 @@ class Phase:
     seconds: float
     worker_cpu_seconds: tuple[float, ...]  # each worker's, in that time
     machine_busy_seconds: float  # every process's: the workers', the broker's, the bench's
+    broker_cpu_seconds: float = 0.0  # the local broker's JVM
 
     def worker_cores(self) -> list[float]:
-        return [
-            round(c / self.seconds, 2) if self.seconds else 0.0 for c in self.worker_cpu_seconds
-        ]
+        return [self._cores(c) for c in self.worker_cpu_seconds]
 
     def machine_cores(self) -> float:
-        return round(self.machine_busy_seconds / self.seconds, 2) if self.seconds else 0.0
+        return self._cores(self.machine_busy_seconds)
+
+    def broker_cores(self) -> float:
+        return self._cores(self.broker_cpu_seconds)
+
+    def _cores(self, cpu_seconds: float) -> float:
+        return round(cpu_seconds / self.seconds, 2) if self.seconds else 0.0
 
 
 def wait_processed(
-    workers: list[Worker], total: int, timeout: float = 7200, stall: float = 120
+    workers: list[Worker],
+    total: int,
+    timeout: float = 7200,
+    stall: float = 120,
+    broker: int | None = None,
 ) -> Phase:
-    """From the first processed message to the last; Stalled when nothing moves."""
+    """From the first processed message to the last; Stalled when nothing moves. `broker`:
+    the broker's pid, whose CPU is measured too."""
     deadline = time.monotonic() + timeout
-    first: tuple[float, list[float], float] | None = None
+    first: tuple[float, list[float], float, float] | None = None
     last_done, last_change = -1.0, time.monotonic()
     while time.monotonic() < deadline:
         pages = [scrape_or_empty(w.url) for w in workers]
-        busy = machine_busy_seconds()
+        busy, broker_cpu = machine_busy_seconds(), process_cpu_seconds(broker)
         # Each simulated event is applied once (its redelivered or re-read copies count as
         # duplicates, which would count it twice here).
         done = sum(
@@ -213,13 +252,14 @@ def wait_processed(
         cpu = [p.get("process_cpu_seconds_total", 0.0) for p in pages]
         now = time.monotonic()
         if first is None and done > 0:
-            first = (now, cpu, busy)
+            first = (now, cpu, busy, broker_cpu)
         if done >= total:
-            start, start_cpu, start_busy = first or (now, cpu, busy)
+            start, start_cpu, start_busy, start_broker = first or (now, cpu, busy, broker_cpu)
             return Phase(
                 now - start,
                 tuple(c - c0 for c, c0 in zip(cpu, start_cpu, strict=True)),
                 busy - start_busy,
+                broker_cpu - start_broker,
             )
         if done != last_done:
             last_done, last_change = done, now
@@ -260,14 +300,22 @@ def measure_latency(
 
 
 def run_bench(
-    base: Settings, total: int, customers: int, workdir: Path, latency_seconds: float = 60
+    base: Settings,
+    total: int,
+    customers: int,
+    workdir: Path,
+    latency_seconds: float = 60,
+    repeat: int = 1,
 ) -> dict[str, Any]:
     """Every phase on new topics (a namespace of this run's own), deleted afterwards: a 1 M
     run leaves gigabytes in the broker otherwise."""
+    if repeat < 1:
+        msg = f"repeat must be 1 or more, not {repeat}"
+        raise ValueError(msg)
     subprocess.run([str(KAFKA_SCRIPT), "up"], check=True, capture_output=True)  # noqa: S603
     ns = f"bench{uuid.uuid4().hex[:6]}"
     try:
-        return _run_phases(base, ns, total, customers, workdir, latency_seconds)
+        return _run_phases(base, ns, total, customers, workdir, latency_seconds, repeat)
     finally:
         try:
             delete_topics(base, ns)
@@ -275,8 +323,129 @@ def run_bench(
             log.exception("deleting the bench topics %s* failed", ns)
 
 
+@dataclass(frozen=True, slots=True)
+class OneWorker:
+    """The one-worker phase, and what its worker reported at the end."""
+
+    phase: Phase
+    rss_bytes: int
+    state_bytes_per_customer: float
+    model_version: float
+    event_loop: str | None
+
+
+def one_worker(settings: Settings, workdir: Path, total: int) -> OneWorker:
+    w = Worker(settings, "one", workdir)
+    try:
+        phase = wait_processed([w], total, broker=broker_pid())
+        time.sleep(6)  # the gauges refresh every 5 s
+        page = scrape_or_empty(w.url)
+        return OneWorker(
+            phase,
+            rss_bytes=w.rss_bytes(),
+            state_bytes_per_customer=page.get("churnstream_state_bytes", 0.0)
+            / (page.get("churnstream_state_customers") or 1),
+            model_version=page.get("churnstream_worker_model_version", 0.0),
+            event_loop=w.labels("churnstream_worker_info").get("event_loop"),
+        )
+    finally:
+        w.stop()
+
+
+def recovery_seconds(settings: Settings, workdir: Path) -> float:
+    """From starting a worker on an empty data directory to its "Recovery complete"."""
+    shutil.rmtree(settings.data_dir, ignore_errors=True)
+    started = time.perf_counter()
+    w = Worker(settings, "one-recovered", workdir)
+    try:
+        w.wait_log("Recovery complete")
+        return time.perf_counter() - started
+    finally:
+        w.stop()
+
+
+def two_workers(settings: Settings, workdir: Path, total: int) -> Phase | str:
+    """The two-worker phase, or why it stalled."""
+    pair = [
+        Worker(
+            settings.model_copy(update={"data_dir": workdir / f"two{i}", "web_port": free_port()}),
+            f"two{i}",
+            workdir,
+        )
+        for i in range(2)
+    ]
+    try:
+        return wait_processed(pair, total, broker=broker_pid())
+    except Stalled as err:  # a known faust-streaming fault: see docs/BENCHMARKS.md
+        return str(err)
+    finally:
+        for w in pair:
+            w.stop()
+
+
+def round_figures(total: int, raw: float, one: Phase, two: Phase | str) -> dict[str, Any]:
+    """One round's rates, ratios and cores (`two` is why it stalled, if it did).
+
+    >>> one = Phase(10.0, (10.0,), 11.0, 1.0)
+    >>> two = Phase(5.0, (4.5, 4.5), 10.0, 0.5)
+    >>> f = round_figures(1000, 400.0, one, two)
+    >>> f["one_worker_events_per_s"], f["two_over_one"], f["two_workers_broker_cores"]
+    (100, 2.0, 0.1)
+    >>> round_figures(1000, 400.0, one, "no progress")["two_over_one"] is None
+    True
+    """
+    one_rate = total / one.seconds
+    phase = None if isinstance(two, str) else two
+    two_rate = total / phase.seconds if phase else None
+    return {
+        "raw_consumer_events_per_s": round(raw),
+        "one_worker_events_per_s": round(one_rate),
+        "two_workers_events_per_s": round(two_rate) if two_rate else None,
+        "one_worker_over_raw": round(one_rate / raw, 3),
+        "two_over_one": round(two_rate / one_rate, 3) if two_rate else None,
+        "one_worker_cpu_cores": one.worker_cores()[0],
+        "one_worker_broker_cores": one.broker_cores(),
+        "one_worker_machine_busy_cores": one.machine_cores(),
+        "two_workers_cpu_cores": phase.worker_cores() if phase else None,
+        "two_workers_broker_cores": phase.broker_cores() if phase else None,
+        "two_workers_machine_busy_cores": phase.machine_cores() if phase else None,
+        "two_workers_stalled": two if isinstance(two, str) else None,
+    }
+
+
+def medians(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each figure's median over the rounds (`two_workers_cpu_cores` worker by worker; a
+    stalled round's two-worker figures, which are None, are left out); the first stall's
+    reason, if any.
+
+    >>> a = {"one_worker_events_per_s": 3, "two_workers_cpu_cores": [0.9, 0.8],
+    ...      "two_workers_stalled": None}
+    >>> b = a | {"one_worker_events_per_s": 1, "two_workers_cpu_cores": [0.7, 0.9]}
+    >>> c = a | {"one_worker_events_per_s": 2, "two_workers_cpu_cores": None,
+    ...          "two_workers_stalled": "no progress"}
+    >>> medians([a, b, c])
+    {'one_worker_events_per_s': 2, 'two_workers_cpu_cores': [0.8, 0.85], 'two_workers_stalled': 'no progress'}
+    """
+    out: dict[str, Any] = {}
+    for key in rounds[0]:
+        values = [r[key] for r in rounds if r[key] is not None]
+        if not values or isinstance(values[0], str):
+            out[key] = values[0] if values else None
+        elif isinstance(values[0], list):
+            out[key] = [round(statistics.median(v), 2) for v in zip(*values, strict=True)]
+        else:
+            out[key] = statistics.median(values)
+    return out
+
+
 def _run_phases(
-    base: Settings, ns: str, total: int, customers: int, workdir: Path, latency_seconds: float
+    base: Settings,
+    ns: str,
+    total: int,
+    customers: int,
+    workdir: Path,
+    latency_seconds: float,
+    repeat: int,
 ) -> dict[str, Any]:
     settings = base.model_copy(update={"topic_prefix": ns, "app_id": f"{ns}-one"})
     create_topics(settings)
@@ -287,52 +456,30 @@ def _run_phases(
     load_seconds = time.perf_counter() - started
     model = trained_model_message(settings)
     publish_model(settings, model)  # every worker below shares these topics
-    raw = asyncio.run(raw_consume(settings, sent))
 
-    one_dir = workdir / "one"
-    one = settings.model_copy(update={"data_dir": one_dir, "web_port": free_port()})
-    create_topics(one)
-    w = Worker(one, "one", workdir)
-    try:
-        one_phase = wait_processed([w], sent)
-        time.sleep(6)  # the gauges refresh every 5 s
-        rss = w.rss_bytes()
-        state_bytes = w.metric("churnstream_state_bytes")
-        state_customers = w.metric("churnstream_state_customers") or 1
-        model_version = w.metric("churnstream_worker_model_version")
-        event_loop = w.labels("churnstream_worker_info").get("event_loop")
-    finally:
-        w.stop()
-    shutil.rmtree(one_dir, ignore_errors=True)
-    started = time.perf_counter()
-    w = Worker(one, "one-recovered", workdir)
-    try:
-        w.wait_log("Recovery complete")
-        recovery_seconds = time.perf_counter() - started
-    finally:
-        w.stop()
-
-    two = settings.model_copy(update={"app_id": f"{ns}-two"})
-    create_topics(two)
-    pair = [
-        Worker(
-            two.model_copy(update={"data_dir": workdir / f"two{i}", "web_port": free_port()}),
-            f"two{i}",
-            workdir,
+    rounds, ones, recovery = [], [], 0.0
+    for i in range(repeat):
+        suffix = "" if i == 0 else f"-r{i + 1}"  # each round's own consumer groups
+        raw = asyncio.run(raw_consume(settings, sent))
+        one = settings.model_copy(
+            update={
+                "app_id": f"{ns}-one{suffix}",
+                "data_dir": workdir / "one",
+                "web_port": free_port(),
+            }
         )
-        for i in range(2)
-    ]
-    stalled, two_phase = None, None
-    try:
-        two_phase = wait_processed(pair, sent)
-    except Stalled as err:  # a known faust-streaming fault: see docs/BENCHMARKS.md
-        stalled = str(err)
-    finally:
-        for w in pair:
-            w.stop()
-    one_rate = sent / one_phase.seconds
-    two_rate = sent / two_phase.seconds if two_phase else float("nan")
+        create_topics(one)
+        ones.append(one_worker(one, workdir, sent))
+        if i == 0:
+            recovery = recovery_seconds(one, workdir)
+        shutil.rmtree(one.data_dir, ignore_errors=True)
+        two = settings.model_copy(update={"app_id": f"{ns}-two{suffix}"})
+        create_topics(two)
+        rounds.append(round_figures(sent, raw, ones[-1].phase, two_workers(two, workdir, sent)))
+        log.info("bench round %d of %d: %s", i + 1, repeat, rounds[-1])
+    first = ones[0]  # memory, state and the model: the first round's
 
+    one_rate = medians(rounds)["one_worker_events_per_s"]
     lat = settings.model_copy(
         update={
             "topic_prefix": f"{ns}-lat",
@@ -342,28 +489,27 @@ def _run_phases(
         }
     )
     latency = measure_latency(lat, model, workdir, one_rate / 2, latency_seconds, customers)
-    return {
-        "events": sent,
-        "customers": customers,
-        "partitions": settings.topic_partitions,
-        "batch_max": settings.batch_max,
-        "batch_within_s": settings.batch_within,
-        "event_loop": event_loop,  # what the worker reports it ran on
-        "load_seconds": round(load_seconds, 1),
-        "raw_consumer_events_per_s": round(raw),
-        "one_worker_events_per_s": round(one_rate),
-        "two_workers_events_per_s": round(two_rate),
-        "one_worker_over_raw": round(one_rate / raw, 3),
-        "two_over_one": round(two_rate / one_rate, 3),
-        "one_worker_cpu_cores": one_phase.worker_cores()[0],
-        "one_worker_machine_busy_cores": one_phase.machine_cores(),
-        "two_workers_cpu_cores": two_phase.worker_cores() if two_phase else None,
-        "two_workers_machine_busy_cores": two_phase.machine_cores() if two_phase else None,
-        "worker_rss_mb": round(rss / 2**20, 1),
-        "state_bytes_per_customer": round(state_bytes / state_customers),
-        "recovery_seconds": round(recovery_seconds, 1),
-        "two_workers_stalled": stalled,
-        "scored_with_model_version": int(model_version),
-        "latency_at_half_load": latency,
-        "machine": f"{os.cpu_count()} CPUs, {platform.machine()}, Python {platform.python_version()}",
-    }
+    return (
+        {
+            "events": sent,
+            "customers": customers,
+            "partitions": settings.topic_partitions,
+            "batch_max": settings.batch_max,
+            "batch_within_s": settings.batch_within,
+            "event_loop": first.event_loop,  # what the worker reports it ran on
+            "load_seconds": round(load_seconds, 1),
+            "repeat": repeat,
+        }
+        | medians(rounds)
+        | {
+            "worker_rss_mb": round(first.rss_bytes / 2**20, 1),
+            "state_bytes_per_customer": round(first.state_bytes_per_customer),
+            "recovery_seconds": round(recovery, 1),
+            "scored_with_model_version": int(first.model_version),
+            "latency_at_half_load": latency,
+            "rounds": rounds,
+            "machine": (
+                f"{os.cpu_count()} CPUs, {platform.machine()}, Python {platform.python_version()}"
+            ),
+        }
+    )

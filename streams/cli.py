@@ -165,6 +165,10 @@ def bench(
     latency_seconds: Annotated[
         float, typer.Option(help="how long to feed events at half load for the latency")
     ] = 60.0,
+    repeat: Annotated[
+        int,
+        typer.Option(min=1, help="rounds of the throughput phases; medians are reported"),
+    ] = 1,
 ) -> None:
     """Throughput: raw consumer vs one worker vs two; memory, state size, recovery time;
     event-to-alert latency at half load."""
@@ -173,7 +177,7 @@ def bench(
     from churnstream.streams.bench import run_bench
 
     workdir.mkdir(parents=True, exist_ok=True)
-    result = run_bench(build_settings(), events, customers, workdir, latency_seconds)
+    result = run_bench(build_settings(), events, customers, workdir, latency_seconds, repeat)
     typer.echo(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
 
 
