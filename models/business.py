@@ -150,6 +150,36 @@ class BusinessMetrics:
                 month.contraction_mrr -= delta
         self.accounts[customer_id] = [mrr, True, False]
 
+    def forget_customers(self) -> None:
+        """Drop what is kept customer by customer (accounts, bands, segments, lifetime
+        values), to count again the customers a worker owns after a rebalance; the surveys,
+        trials and months counted so far stay."""
+        self.accounts.clear()
+        self.bands.clear()
+        self.segments.clear()
+        self.lifetime_values.clear()
+
+    def restore_account(self, customer_id: str, subscriptions: list[list[Any]]) -> None:
+        """The account as `observe_subscription` leaves it after the latest of the customer's
+        subscription events (`[ts, event_id, action, plan, mrr]`, in time order); nothing
+        for a customer without any.
+
+        >>> b = BusinessMetrics()
+        >>> b.restore_account("c1", [[1.0, "e1", "trial_started", "pro", 0.0],
+        ...                          [2.0, "e2", "started", "pro", 99.0]])
+        >>> b.restore_account("c2", [[1.0, "e3", "cancelled", "pro", 50.0]])
+        >>> b.restore_account("c3", [])
+        >>> b.accounts
+        {'c1': [99.0, True, False], 'c2': [0.0, False, False]}
+        """
+        if not subscriptions:
+            return
+        _, _, action, _, mrr = subscriptions[-1]
+        if action == "cancelled":
+            self.accounts[customer_id] = [0.0, False, False]
+        else:
+            self.accounts[customer_id] = [mrr, True, action == "trial_started"]
+
     def observe_customer(
         self, customer_id: str, band: str | None, segment: str, ltv: float | None
     ) -> None:

@@ -266,6 +266,17 @@ def summary(record: CustomerRecord, ctx: ScoringContext) -> dict[str, Any]:
     }
 
 
+def restore(business: BusinessMetrics, record: CustomerRecord, ctx: ScoringContext) -> None:
+    """Count a stored customer in the per-customer aggregates (band, segment, lifetime value,
+    account) as of their latest event, as `tally` left them: a worker recounts the customers
+    it owns after a rebalance (after `BusinessMetrics.forget_customers`)."""
+    v = view(record, ctx)
+    business.observe_customer(
+        record.customer_id, record.risk.band, f"{v.segment}/{v.size}", v.lifetime_value
+    )
+    business.restore_account(record.customer_id, record.features.subscriptions)
+
+
 def tally(
     business: BusinessMetrics,
     record: CustomerRecord,

@@ -1,11 +1,30 @@
 """Gauges refreshed on a timer: state size, bands, segments, business metrics (the backlog
-gauge is set by the partition check in `streams.agents`)."""
+gauge is set by the partition check in `streams.agents`).
+
+The per-customer ones (customers by band and segment, state size, lifetime value, and the
+accounts a month's opening cohort is taken from) count the customers whose records this
+worker owns. The agents keep them up to date event by event; after every rebalance the
+worker counts them again from its store (`recount`): otherwise a worker would go on counting
+the customers of partitions it gave away (which the new owner counts too, so that the sums
+over workers count them twice), and a restarted worker, or the new owner, would count a
+customer only from their next event on (a churned customer, who sends none, never).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from typing import Any
+
+import orjson
+
+from churnstream.models.scoring import CustomerRecord, restore
 from churnstream.streams.app import Wiring, running_loop_name
 
+log = logging.getLogger(__name__)
+
 REFRESH_SECONDS = 5.0
+RECOUNT_CHUNK = 500  # records between two turns of the event loop
 
 
 def refresh(wiring: Wiring) -> None:
@@ -13,6 +32,27 @@ def refresh(wiring: Wiring) -> None:
     m.state_customers.set(len(wiring.state_sizes))
     m.state_bytes.set(sum(wiring.state_sizes.values()))
     m.observe_business(wiring.business.report())
+
+
+async def recount(wiring: Wiring) -> int:
+    """Count again, from the store, the customers of the partitions this worker owns now (as
+    of each one's latest event); returns how many. The agents may apply events meanwhile:
+    each reads and writes a customer's record and aggregates without yielding, so either
+    order leaves the newer values."""
+    wiring.business.forget_customers()
+    wiring.state_sizes.clear()
+    n = 0
+    for raw in wiring.state.data.values():  # the active partitions' records
+        if not raw:
+            continue
+        record = CustomerRecord.from_dict(orjson.loads(raw))
+        restore(wiring.business, record, wiring.context)
+        wiring.state_sizes[record.customer_id] = len(raw)
+        n += 1
+        if n % RECOUNT_CHUNK == 0:
+            await asyncio.sleep(0)  # let heartbeats and /metrics through
+    refresh(wiring)
+    return n
 
 
 def register(wiring: Wiring) -> None:
@@ -23,3 +63,13 @@ def register(wiring: Wiring) -> None:
     @wiring.app.timer(interval=REFRESH_SECONDS)
     async def refresh_gauges() -> None:
         refresh(wiring)
+
+    @wiring.app.on_rebalance_complete.connect
+    async def _recount(app: Any, **_: Any) -> None:
+        try:
+            n = await recount(wiring)
+        except Exception:  # e.g. a partition revoked meanwhile: the next rebalance recounts
+            log.exception("counting the owned customers again failed")
+            return
+        wiring.metrics.recounts.inc()
+        log.info("counted the %d customers of this worker's partitions", n)

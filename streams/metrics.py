@@ -79,6 +79,7 @@ class WorkerMetrics:
     changelog_failures: Counter
     alerts: Counter
     republished: Counter
+    recounts: Counter
     consumer_lag: Gauge
     state_customers: Gauge
     state_bytes: Gauge
@@ -92,6 +93,7 @@ class WorkerMetrics:
         """Set the customer-success gauges from `BusinessMetrics.report()`."""
         for band in ("green", "yellow", "red"):
             self.customers_by_band.labels(band=band).set(report["bands"].get(band, 0))
+        self.customers_by_segment.clear()  # a segment that has no customers left
         for segment, n in report["segments"].items():
             self.customers_by_segment.labels(segment=segment).set(n)
         months = report["months"]
@@ -189,6 +191,12 @@ class WorkerMetrics:
                 name("outbox_republished"),
                 "Messages published again from a record another worker incarnation stored "
                 "(it may have died before publishing them)",
+                registry=registry,
+            ),
+            recounts=Counter(
+                name("customer_recounts"),
+                "Times the worker counted its customers again from its store, after a "
+                "rebalance (the per-customer gauges: bands, segments, state size)",
                 registry=registry,
             ),
             consumer_lag=Gauge(

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 from conftest import KAFKA
@@ -21,7 +22,7 @@ from churnstream.streams.producing import produce_events
 from churnstream.streams.settings import Settings
 from churnstream.streams.simulation import simulate
 from compare import alerts_missing, live_records, state_differences
-from harness import free_port, read_topic, wait_for
+from harness import free_port, http_json, read_topic, wait_for
 
 
 def stream(customers: int = 60, days: int = 60, seed: int = 31) -> list[dict]:  # type: ignore[type-arg]
@@ -64,7 +65,7 @@ def test_the_survivor_of_two_workers_takes_over_and_nothing_is_lost(  # type: ig
 
 
 def test_a_deleted_data_directory_is_rebuilt_from_the_changelog(  # type: ignore[no-untyped-def]
-    settings, start_worker
+    settings, start_worker, tmp_path: Path
 ) -> None:
     events = stream(seed=32)
     expected = replay([parse_event_dict(e) for e in events])
@@ -81,12 +82,47 @@ def test_a_deleted_data_directory_is_rebuilt_from_the_changelog(  # type: ignore
         total = sum(orjson.loads(record.value)["counts"].values())
         assert total >= applied.get(record.key, 0), (record.key, record.partition, record.offset)
         applied[record.key] = total
+    counted = customer_counts(worker.url)
+    assert counted["customers"] == len(expected.records)
     worker.stop()
     shutil.rmtree(settings.data_dir)
     again = start_worker(settings, name="second")
     wait_state(again.url, expected, timeout=120)
     # Rebuilt from the changelog, not from the events again: nothing was reprocessed.
     assert again.metric("churnstream_events_processed_total") == 0
+    # Its customers are counted from the rebuilt store, though none has sent an event since.
+    assert customer_counts(again.url) == counted
+    assert again.metric("churnstream_customers") == len(expected.records)  # the gauge
+    assert again.metric("churnstream_state_customers") == len(expected.records)
+
+    # A second worker joins: each now counts the customers of its own partitions only.
+    other = start_worker(
+        settings.model_copy(update={"web_port": free_port(), "data_dir": tmp_path / "other"}),
+        name="third",
+    )
+
+    def split() -> bool:
+        a, b = customer_counts(again.url), customer_counts(other.url)
+        return 0 < a["customers"] < counted["customers"] and merged(a, b) == counted
+
+    wait_for(split, 120, "the two workers to count their own customers")
+    assert again.metric("churnstream_customer_recounts_total") >= 2  # started, then split
+
+
+def customer_counts(url: str) -> dict[str, Any]:
+    """A worker's per-customer counts (`GET /metrics/summary`)."""
+    status, summary = http_json(f"{url}/metrics/summary")
+    assert status == 200
+    return {k: summary[k] for k in ("customers", "bands", "segments")}
+
+
+def merged(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Two workers' counts added up."""
+    out: dict[str, Any] = {"customers": a["customers"] + b["customers"]}
+    for key in ("bands", "segments"):
+        names = sorted(a[key].keys() | b[key].keys())
+        out[key] = {n: a[key].get(n, 0) + b[key].get(n, 0) for n in names}
+    return out
 
 
 def test_the_worker_resumes_after_the_broker_is_down_for_30_seconds(  # type: ignore[no-untyped-def]

@@ -263,3 +263,37 @@ def test_the_event_loop_setting_picks_the_loop_coroutines_run_on() -> None:
         assert asyncio.run(which()) == "uvloop"
     finally:
         asyncio.set_event_loop_policy(before)
+
+
+def test_after_a_rebalance_the_worker_counts_the_customers_it_stores_and_only_them() -> None:
+    """The per-customer gauges are counted again from the store when a rebalance completes:
+    a customer of a partition given away (here one the store does not have) is no longer
+    counted; every stored one is, whether or not an event of theirs came since."""
+    wiring, _ = _wiring()
+    agent = wiring.app.agents["churnstream.login-events"]
+    reg = wiring.metrics.registry
+
+    def customers(band: str) -> float:
+        return reg.get_sample_value("churnstream_customers", {"band": band}) or 0.0
+
+    async def run() -> None:
+        async with agent.test_context() as a:
+            for c in ("c1", "c2", "c3"):
+                await a.put(
+                    orjson.dumps({**LOGIN, "customer_id": c, "event_id": c}), key=c.encode()
+                )
+        business = wiring.business
+        bands, segments = dict(business.bands), dict(business.segments)
+        assert len(bands) == len(segments) == 3
+        business.observe_customer("gone", "red", "at_risk/smb", None)  # given away
+        wiring.state_sizes["gone"] = 2000
+        for kept in (business.bands, business.segments, wiring.state_sizes):
+            del kept["c3"]  # assigned, no event of theirs since
+        await wiring.app.on_rebalance_complete.send()
+        assert (business.bands, business.segments) == (bands, segments)
+
+    asyncio.run(run())
+    assert reg.get_sample_value("churnstream_customer_recounts_total") == 1
+    assert sum(customers(b) for b in ("green", "yellow", "red")) == 3
+    assert reg.get_sample_value("churnstream_state_customers") == 3
+    assert "gone" not in wiring.business.segments and "gone" not in wiring.state_sizes
