@@ -14,10 +14,12 @@ For 3 and 5 it reports the CPU the workers used (their `process_cpu_seconds_tota
 broker's, and the machine's busy CPU (every process's, the bench's too, from /proc/stat) in
 the same time, in cores: whether two workers had the cores to run twice as fast.
 
-With `repeat` above 1, steps 2, 3 and 5 run that many times over the same loaded topics (new
-consumer groups, empty stores), in that order each time. The rates and ratios reported are
-the medians over these rounds (each ratio taken within its round), and `rounds` lists every
-round's figures: one run's figures vary by several per cent on a shared machine.
+With `repeat` above 1, steps 2, 3, 5 and 6 run that many times (2, 3 and 5 over the same
+loaded topics, with new consumer groups and empty stores; 6 on new topics at half the
+round's own one-worker rate), in that order each time. The rates, ratios and latencies
+reported are the medians over these rounds (each ratio taken within its round), and `rounds`
+lists every round's figures: one run's figures vary by several per cent on a shared
+machine, and a p99 of a minute's few hundred alerts by more.
 
 Prints one JSON object; `docs/BENCHMARKS.md` records a run.
 """
@@ -414,9 +416,9 @@ def round_figures(total: int, raw: float, one: Phase, two: Phase | str) -> dict[
 
 
 def medians(rounds: list[dict[str, Any]]) -> dict[str, Any]:
-    """Each figure's median over the rounds (`two_workers_cpu_cores` worker by worker; a
-    stalled round's two-worker figures, which are None, are left out); the first stall's
-    reason, if any.
+    """Each figure's median over the rounds (`two_workers_cpu_cores` worker by worker, the
+    latency figures key by key; a stalled round's two-worker figures, which are None, are
+    left out); the first stall's reason, if any.
 
     >>> a = {"one_worker_events_per_s": 3, "two_workers_cpu_cores": [0.9, 0.8],
     ...      "two_workers_stalled": None}
@@ -425,12 +427,16 @@ def medians(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     ...          "two_workers_stalled": "no progress"}
     >>> medians([a, b, c])
     {'one_worker_events_per_s': 2, 'two_workers_cpu_cores': [0.8, 0.85], 'two_workers_stalled': 'no progress'}
+    >>> medians([{"latency": {"p99_ms": x}} for x in (130.6, 284.2, 221.3)])
+    {'latency': {'p99_ms': 221.3}}
     """
     out: dict[str, Any] = {}
     for key in rounds[0]:
         values = [r[key] for r in rounds if r[key] is not None]
         if not values or isinstance(values[0], str):
             out[key] = values[0] if values else None
+        elif isinstance(values[0], dict):
+            out[key] = medians(values)
         elif isinstance(values[0], list):
             out[key] = [round(statistics.median(v), 2) for v in zip(*values, strict=True)]
         else:
@@ -475,20 +481,22 @@ def _run_phases(
         shutil.rmtree(one.data_dir, ignore_errors=True)
         two = settings.model_copy(update={"app_id": f"{ns}-two{suffix}"})
         create_topics(two)
-        rounds.append(round_figures(sent, raw, ones[-1].phase, two_workers(two, workdir, sent)))
-        log.info("bench round %d of %d: %s", i + 1, repeat, rounds[-1])
+        figures = round_figures(sent, raw, ones[-1].phase, two_workers(two, workdir, sent))
+        lat = settings.model_copy(
+            update={
+                "topic_prefix": f"{ns}-lat{suffix}",
+                "app_id": f"{ns}-lat{suffix}",
+                "data_dir": workdir / "lat",
+                "web_port": free_port(),
+            }
+        )
+        half = figures["one_worker_events_per_s"] / 2
+        figures["latency_at_half_load"] = measure_latency(
+            lat, model, workdir, half, latency_seconds, customers
+        )
+        rounds.append(figures)
+        log.info("bench round %d of %d: %s", i + 1, repeat, figures)
     first = ones[0]  # memory, state and the model: the first round's
-
-    one_rate = medians(rounds)["one_worker_events_per_s"]
-    lat = settings.model_copy(
-        update={
-            "topic_prefix": f"{ns}-lat",
-            "app_id": f"{ns}-lat",
-            "data_dir": workdir / "lat",
-            "web_port": free_port(),
-        }
-    )
-    latency = measure_latency(lat, model, workdir, one_rate / 2, latency_seconds, customers)
     return (
         {
             "events": sent,
@@ -506,7 +514,6 @@ def _run_phases(
             "state_bytes_per_customer": round(first.state_bytes_per_customer),
             "recovery_seconds": round(recovery, 1),
             "scored_with_model_version": int(first.model_version),
-            "latency_at_half_load": latency,
             "rounds": rounds,
             "machine": (
                 f"{os.cpu_count()} CPUs, {platform.machine()}, Python {platform.python_version()}"

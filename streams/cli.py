@@ -167,7 +167,7 @@ def bench(
     ] = 60.0,
     repeat: Annotated[
         int,
-        typer.Option(min=1, help="rounds of the throughput phases; medians are reported"),
+        typer.Option(min=1, help="rounds of the throughput and latency phases (medians)"),
     ] = 1,
 ) -> None:
     """Throughput: raw consumer vs one worker vs two; memory, state size, recovery time;

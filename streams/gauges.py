@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import orjson
@@ -66,10 +67,12 @@ def register(wiring: Wiring) -> None:
 
     @wiring.app.on_rebalance_complete.connect
     async def _recount(app: Any, **_: Any) -> None:
+        started = time.monotonic()
         try:
             n = await recount(wiring)
         except Exception:  # e.g. a partition revoked meanwhile: the next rebalance recounts
             log.exception("counting the owned customers again failed")
             return
         wiring.metrics.recounts.inc()
-        log.info("counted the %d customers of this worker's partitions", n)
+        seconds = time.monotonic() - started
+        log.info("counted the %d customers of this worker's partitions in %.1f s", n, seconds)

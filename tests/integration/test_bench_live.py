@@ -40,6 +40,8 @@ def test_bench_runs_every_phase_and_reports_them(settings: Settings, tmp_path: P
             check_rates(r)
         for key in ("one_worker_events_per_s", "two_over_one", "one_worker_broker_cores"):
             assert result[key] == statistics.median(r[key] for r in rounds), key
+        p99 = [r["latency_at_half_load"]["p99_ms"] for r in rounds]
+        assert result["latency_at_half_load"]["p99_ms"] == statistics.median(p99)
     assert topic_names(settings) == before  # each run deleted the topics it made
 
 
