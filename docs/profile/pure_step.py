@@ -3,7 +3,11 @@ step, tally, store to JSON (run: .venv/bin/python docs/profile/pure_step.py).
 
 It scores with the churn model `churnstream bench` publishes, as a worker does once a model
 is out (until 2026-11-26 it scored with none: see docs/BENCHMARKS.md); `--no-model` scores
-with none, as before."""
+with none, as before.
+
+`--recount` then also times what a worker does for each stored customer after a rebalance
+(`streams.gauges.recount`): decode the record and count it again (`models.scoring.restore`).
+"""
 
 import sys
 import time
@@ -13,7 +17,7 @@ import orjson
 from churnstream.models.business import BusinessMetrics
 from churnstream.models.churn import ChurnModel
 from churnstream.models.learning import predictor_for
-from churnstream.models.scoring import CustomerRecord, ScoringContext, step, tally
+from churnstream.models.scoring import CustomerRecord, ScoringContext, restore, step, tally
 from churnstream.schemas.decoding import decode_event
 from churnstream.streams.bench import trained_model_message
 from churnstream.streams.settings import Settings
@@ -43,3 +47,11 @@ for i, (r, t) in enumerate(zip(raw, types, strict=True)):
     records[ev.customer_id] = orjson.dumps(rec.to_dict())
 rate = len(raw) / (time.perf_counter() - started)
 print(f"{'no model' if ctx.churn is None else 'model'}: {len(raw)} events, {rate:.0f} events/s")
+if "--recount" in sys.argv:
+    started = time.perf_counter()
+    for _ in range(10):
+        business.forget_customers()
+        for stored in records.values():
+            restore(business, CustomerRecord.from_dict(orjson.loads(stored)), ctx)
+    per = (time.perf_counter() - started) / (10 * len(records))
+    print(f"recount: {per * 1e6:.0f} µs per stored customer ({len(records)} customers, 10 passes)")
