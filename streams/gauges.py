@@ -13,6 +13,7 @@ customer only from their next event on (a churned customer, who sends none, neve
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -37,22 +38,27 @@ def refresh(wiring: Wiring) -> None:
 
 async def recount(wiring: Wiring) -> int:
     """Count again, from the store, the customers of the partitions this worker owns now (as
-    of each one's latest event); returns how many. The agents may apply events meanwhile:
-    each reads and writes a customer's record and aggregates without yielding, so either
-    order leaves the newer values."""
-    wiring.business.forget_customers()
-    wiring.state_sizes.clear()
-    n = 0
-    for raw in wiring.state.data.values():  # the active partitions' records
-        if not raw:
-            continue
-        record = CustomerRecord.from_dict(orjson.loads(raw))
-        restore(wiring.business, record, wiring.context)
-        wiring.state_sizes[record.customer_id] = len(raw)
-        n += 1
-        if n % RECOUNT_CHUNK == 0:
-            await asyncio.sleep(0)  # let heartbeats and /metrics through
-    refresh(wiring)
+    of each one's latest event); returns how many.
+
+    It holds every event type's batch lock (`Continuity.lock`) meanwhile: no batch is
+    applied while it runs, so none can update a customer that the recount then sets back
+    to the record it read before (its store iterator reads a snapshot)."""
+    async with contextlib.AsyncExitStack() as locks:
+        for kind in sorted(wiring.event_topics):  # one order everywhere: no deadlock
+            await locks.enter_async_context(wiring.continuity.lock(kind))
+        wiring.business.forget_customers()
+        wiring.state_sizes.clear()
+        n = 0
+        for raw in wiring.state.data.values():  # the active partitions' records
+            if not raw:
+                continue
+            record = CustomerRecord.from_dict(orjson.loads(raw))
+            restore(wiring.business, record, wiring.context)
+            wiring.state_sizes[record.customer_id] = len(raw)
+            n += 1
+            if n % RECOUNT_CHUNK == 0:
+                await asyncio.sleep(0)  # let heartbeats and /metrics through
+        refresh(wiring)
     return n
 
 

@@ -19,6 +19,7 @@ from churnstream.streams.agents import finish_even_if_stopped
 from churnstream.streams.app import create_app, faust_worker, running_loop_name, use_event_loop
 from churnstream.streams.changelog import Changelog, ChangelogNotWritten
 from churnstream.streams.continuity import Reader
+from churnstream.streams.gauges import recount
 from churnstream.streams.settings import Settings
 
 PROCESSED = "churnstream_events_processed_total"
@@ -297,3 +298,24 @@ def test_after_a_rebalance_the_worker_counts_the_customers_it_stores_and_only_th
     assert sum(customers(b) for b in ("green", "yellow", "red")) == 3
     assert reg.get_sample_value("churnstream_state_customers") == 3
     assert "gone" not in wiring.business.segments and "gone" not in wiring.state_sizes
+
+
+def test_a_recount_waits_for_the_batch_being_applied() -> None:
+    """No batch runs while the worker counts its customers again: one that set a customer's
+    band between the recount's read of the store and its end would be undone."""
+    wiring, _ = _wiring()
+    order: list[str] = []
+
+    async def run() -> None:
+        async with wiring.continuity.lock("usage"):  # a usage batch is being applied
+            task = asyncio.ensure_future(recount(wiring))
+            await asyncio.sleep(0.05)
+            assert not task.done()
+            order.append("batch done")
+        await task
+        order.append("recounted")
+        async with wiring.continuity.lock("usage"):  # and released again
+            order.append("next batch")
+
+    asyncio.run(run())
+    assert order == ["batch done", "recounted", "next batch"]
