@@ -5,7 +5,8 @@
 3. One worker (validation, state, health, a churn prediction by a model trained offline and
    published to the models topic first, churn snapshots, alerts) from the first message to
    the last; its memory and bytes of state per customer.
-4. The time to rebuild that worker's state from the changelog after its data is deleted.
+4. The time to rebuild that worker's state from the changelog after its data is deleted,
+   and how long the rebuilt worker then took to count its customers again (its log).
 5. Two workers in one consumer group.
 6. Event-to-alert latency: a fresh worker fed at half the one-worker rate
    (`churnstream.streams.latency`).
@@ -30,6 +31,7 @@ import asyncio
 import logging
 import os
 import platform
+import re
 import shutil
 import signal
 import socket
@@ -354,14 +356,28 @@ def one_worker(settings: Settings, workdir: Path, total: int) -> OneWorker:
         w.stop()
 
 
-def recovery_seconds(settings: Settings, workdir: Path) -> float:
-    """From starting a worker on an empty data directory to its "Recovery complete"."""
+RECOUNTED = re.compile(r"counted the (\d+) customers of this worker's partitions in ([\d.]+) s")
+
+
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    seconds: float  # from starting the worker to its "Recovery complete"
+    recount: tuple[int, float]  # then its recount (`streams.gauges`): customers, seconds
+
+
+def recover(settings: Settings, workdir: Path) -> Recovery:
+    """Start a worker on an empty data directory: it rebuilds its state from the changelog,
+    then counts the rebuilt customers again."""
     shutil.rmtree(settings.data_dir, ignore_errors=True)
     started = time.perf_counter()
     w = Worker(settings, "one-recovered", workdir)
     try:
         w.wait_log("Recovery complete")
-        return time.perf_counter() - started
+        seconds = time.perf_counter() - started
+        w.wait_log("customers of this worker's partitions in")
+        text = w.log.read_text(errors="replace")
+        found = RECOUNTED.findall(text[text.index("Recovery complete") :])
+        return Recovery(seconds, (int(found[0][0]), float(found[0][1])))
     finally:
         w.stop()
 
@@ -463,7 +479,9 @@ def _run_phases(
     model = trained_model_message(settings)
     publish_model(settings, model)  # every worker below shares these topics
 
-    rounds, ones, recovery = [], [], 0.0
+    rounds: list[dict[str, Any]] = []
+    ones: list[OneWorker] = []
+    recoveries: list[Recovery] = []  # the first round's
     for i in range(repeat):
         suffix = "" if i == 0 else f"-r{i + 1}"  # each round's own consumer groups
         raw = asyncio.run(raw_consume(settings, sent))
@@ -477,7 +495,7 @@ def _run_phases(
         create_topics(one)
         ones.append(one_worker(one, workdir, sent))
         if i == 0:
-            recovery = recovery_seconds(one, workdir)
+            recoveries.append(recover(one, workdir))
         shutil.rmtree(one.data_dir, ignore_errors=True)
         two = settings.model_copy(update={"app_id": f"{ns}-two{suffix}"})
         create_topics(two)
@@ -497,6 +515,7 @@ def _run_phases(
         rounds.append(figures)
         log.info("bench round %d of %d: %s", i + 1, repeat, figures)
     first = ones[0]  # memory, state and the model: the first round's
+    recovery = recoveries[0]
     return (
         {
             "events": sent,
@@ -512,7 +531,9 @@ def _run_phases(
         | {
             "worker_rss_mb": round(first.rss_bytes / 2**20, 1),
             "state_bytes_per_customer": round(first.state_bytes_per_customer),
-            "recovery_seconds": round(recovery, 1),
+            "recovery_seconds": round(recovery.seconds, 1),
+            "recount_customers": recovery.recount[0],
+            "recount_seconds": recovery.recount[1],
             "scored_with_model_version": int(first.model_version),
             "rounds": rounds,
             "machine": (

@@ -51,6 +51,8 @@ def check_bench(result: dict) -> None:  # type: ignore[type-arg]
     assert result["event_loop"] == "uvloop"  # as the worker reports it
     for key in ("recovery_seconds", "worker_rss_mb", "state_bytes_per_customer"):
         assert result[key] > 0, key
+    # The rebuilt worker counted every customer of the stream again (its log line).
+    assert result["recount_customers"] == 200 and result["recount_seconds"] >= 0
     check_rates(result)
     assert result["scored_with_model_version"] == 1  # the model trained and published first
     latency = result["latency_at_half_load"]
