@@ -18,6 +18,7 @@ from churnstream.models.replay import replay
 from churnstream.schemas.events import parse_event_dict
 from churnstream.schemas.records import RiskChange
 from churnstream.streams.app import STATE_TABLE
+from churnstream.streams.bench import broker_pid
 from churnstream.streams.producing import produce_events
 from churnstream.streams.settings import Settings
 from churnstream.streams.simulation import simulate
@@ -152,7 +153,8 @@ def test_a_worker_killed_while_kafka_stalls_loses_no_alert(  # type: ignore[no-u
     the alerts from the records' outboxes. Every alert the final states raised is published."""
     events = stream(seed=35)
     expected = replay([parse_event_dict(e) for e in events])
-    pid = int(subprocess.run([KAFKA, "pid"], check=True, capture_output=True, text=True).stdout)
+    pid = broker_pid()
+    assert pid is not None, "the local broker is not running"
     worker = start_worker(settings, name="victim")
     produce_events(settings, events)
     republished = 0.0
