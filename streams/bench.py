@@ -285,9 +285,11 @@ def measure_latency(
     rate: float,
     seconds: float,
     customers: int = 500,
+    samples: list[tuple[float, float, float]] | None = None,
 ) -> dict[str, Any]:
     """Event-to-alert latency of one fresh worker on new topics (`settings`) scoring with
-    `model`, fed at `rate` events per second for `seconds`."""
+    `model`, fed at `rate` events per second for `seconds` (each alert's time received,
+    latency and time sent by the worker appended to `samples` if given)."""
     create_topics(settings)
     publish_model(settings, model)
     w = Worker(settings, "latency", workdir)
@@ -297,7 +299,7 @@ def measure_latency(
         # Fewer customers than the throughput runs, so that a minute of events spans weeks
         # of their history: alerts come from change over days, not from a first event.
         return paced_alert_latency(
-            settings, events(feed, min(customers, 500), seed=2), rate, seconds
+            settings, events(feed, min(customers, 500), seed=2), rate, seconds, samples
         )
     finally:
         w.stop()
@@ -336,6 +338,7 @@ class OneWorker:
     state_bytes_per_customer: float
     model_version: float
     event_loop: str | None
+    gc_frozen_objects: float
 
 
 def one_worker(settings: Settings, workdir: Path, total: int) -> OneWorker:
@@ -351,6 +354,7 @@ def one_worker(settings: Settings, workdir: Path, total: int) -> OneWorker:
             / (page.get("churnstream_state_customers") or 1),
             model_version=page.get("churnstream_worker_model_version", 0.0),
             event_loop=w.labels("churnstream_worker_info").get("event_loop"),
+            gc_frozen_objects=page.get("churnstream_worker_gc_frozen_objects", 0.0),
         )
     finally:
         w.stop()
@@ -524,6 +528,7 @@ def _run_phases(
             "batch_max": settings.batch_max,
             "batch_within_s": settings.batch_within,
             "event_loop": first.event_loop,  # what the worker reports it ran on
+            "gc_frozen_objects": int(first.gc_frozen_objects),
             "load_seconds": round(load_seconds, 1),
             "repeat": repeat,
         }

@@ -53,7 +53,12 @@ def worker(
     ] = None,
 ) -> None:
     """Run a stream worker: consume events, keep customer state, publish risk changes."""
-    from churnstream.streams.app import create_app, faust_worker, use_event_loop
+    from churnstream.streams.app import (
+        create_app,
+        faust_worker,
+        freeze_startup_objects,
+        use_event_loop,
+    )
     from churnstream.streams.metrics import process_registry
 
     settings = build_settings(
@@ -65,7 +70,9 @@ def worker(
     )
     use_event_loop(settings.event_loop)  # before the app exists: it takes the loop it finds
     wiring = create_app(settings, registry=process_registry())
-    faust_worker(wiring.app, settings.log_level).execute_from_commandline()
+    runner = faust_worker(wiring.app, settings.log_level)
+    freeze_startup_objects()  # the latency tail: see its docstring
+    runner.execute_from_commandline()
 
 
 @cli.command("slack-relay")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from typing import Any
@@ -66,6 +67,7 @@ def register(wiring: Wiring) -> None:
     @wiring.app.task
     async def describe_runtime() -> None:
         wiring.metrics.runtime.info({"event_loop": running_loop_name()})
+        wiring.metrics.gc_frozen_objects.set(gc.get_freeze_count())
 
     @wiring.app.timer(interval=REFRESH_SECONDS)
     async def refresh_gauges() -> None:

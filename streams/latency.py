@@ -44,8 +44,10 @@ def percentiles(seconds: list[float]) -> dict[str, float]:
 
 
 def _follow_alerts(
-    settings: Settings, received: list[tuple[float, bytes]], stopping: threading.Event
+    settings: Settings, received: list[tuple[float, bytes, float]], stopping: threading.Event
 ) -> None:
+    """Append each alert's (time received, record, the record's own timestamp) to `received`:
+    the worker's producer stamps a record when the worker sends it."""
     consumer = KafkaConsumer(
         settings.topic("risk-changes"),
         bootstrap_servers=settings.bootstrap_servers,
@@ -58,17 +60,23 @@ def _follow_alerts(
         while not stopping.is_set():
             for records in consumer.poll(timeout_ms=100).values():
                 now = time.time()
-                received += [(now, r.value) for r in records]
+                received += [(now, r.value, r.timestamp / 1000) for r in records]
     finally:
         consumer.close()
 
 
 def paced_alert_latency(
-    settings: Settings, events: Iterable[dict[str, Any]], rate: float, seconds: float
+    settings: Settings,
+    events: Iterable[dict[str, Any]],
+    rate: float,
+    seconds: float,
+    samples: list[tuple[float, float, float]] | None = None,
 ) -> dict[str, Any]:
     """Send `events` at `rate` per second for `seconds` (a worker must be consuming) and
-    measure each resulting alert's latency; waits up to 30 s for the last alerts."""
-    received: list[tuple[float, bytes]] = []
+    measure each resulting alert's latency; waits up to 30 s for the last alerts. Each
+    alert's (time received, latency in seconds, time the worker sent it) is appended to
+    `samples` if given."""
+    received: list[tuple[float, bytes, float]] = []
     stopping = threading.Event()
     follower = threading.Thread(target=_follow_alerts, args=(settings, received, stopping))
     follower.start()
@@ -97,11 +105,13 @@ def paced_alert_latency(
         stopping.set()
         follower.join()
     latencies = []
-    for at, value in received:
+    for at, value, stamped in received:
         alert = orjson.loads(value)
         was_sent = sent_at.get(_key(alert["customer_id"], alert["ts"]))
         if was_sent is not None:
             latencies.append(at - was_sent)
+            if samples is not None:
+                samples.append((at, at - was_sent, stamped))
     return {
         "rate_events_per_s": round(sent / seconds),
         "events": sent,

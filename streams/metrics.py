@@ -87,6 +87,7 @@ class WorkerMetrics:
     customers_by_segment: Gauge
     business: dict[str, Gauge]
     model_version: Gauge
+    gc_frozen_objects: Gauge
     runtime: Info
 
     def observe_business(self, report: dict[str, Any]) -> None:
@@ -231,6 +232,12 @@ class WorkerMetrics:
             model_version=Gauge(
                 name("worker_model_version"),
                 "Version of the churn model this worker scores with (0: none yet)",
+                registry=registry,
+            ),
+            gc_frozen_objects=Gauge(
+                name("worker_gc_frozen_objects"),
+                "Objects frozen out of the garbage collector at start-up (the imports and the "
+                "app): full collections skip them",
                 registry=registry,
             ),
             runtime=Info(

@@ -16,13 +16,20 @@ from churnstream.streams.topics import topic_names
 
 def test_alert_latency_is_measured_from_send_to_receipt(settings: Settings, start_worker) -> None:  # type: ignore[no-untyped-def]
     start_worker(settings)
+    samples: list[tuple[float, float, float]] = []
     result = paced_alert_latency(
-        settings, simulate(customers=300, days=60, seed=4), rate=400, seconds=15
+        settings, simulate(customers=300, days=60, seed=4), rate=400, seconds=15, samples=samples
     )
     assert 5000 <= result["events"] <= 6100  # 400/s for 15 s, paced
     assert result["alerts"] > 10
     assert 0 < result["p50_ms"] <= result["p95_ms"] <= result["p99_ms"] <= result["max_ms"]
     assert result["max_ms"] < 60_000  # every alert matched to the send of its own event
+    # Each alert's sample: the worker sent it (its record's timestamp, in whole ms) after its
+    # event was sent and before it was received; the latencies are the summary's.
+    assert len(samples) == result["alerts"]
+    assert round(max(lat for _, lat, _ in samples) * 1000, 1) == result["max_ms"]
+    for received, lat, stamped in samples:
+        assert received - lat - 0.001 <= stamped <= received
 
 
 def test_bench_runs_every_phase_and_reports_them(settings: Settings, tmp_path: Path) -> None:
@@ -49,6 +56,7 @@ def check_bench(result: dict) -> None:  # type: ignore[type-arg]
     assert result["events"] == 3000 and result["customers"] == 200
     assert (result["batch_max"], result["batch_within_s"]) == (500, 0.02)  # the defaults
     assert result["event_loop"] == "uvloop"  # as the worker reports it
+    assert result["gc_frozen_objects"] > 50_000  # its start-up objects, frozen
     for key in ("recovery_seconds", "worker_rss_mb", "state_bytes_per_customer"):
         assert result[key] > 0, key
     # The rebuilt worker counted every customer of the stream again (its log line).

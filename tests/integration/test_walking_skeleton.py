@@ -58,6 +58,8 @@ def test_thousand_valid_and_fifty_invalid(settings, start_worker) -> None:  # ty
     assert worker.metric("churnstream_batch_delay_seconds_sum") > 0
     # The default event loop is uvloop, and the worker runs on it.
     assert worker.metric("churnstream_worker_info", {"event_loop": "uvloop"}) == 1
+    # Its start-up objects are out of the garbage collector's sight (tens of thousands).
+    assert worker.metric("churnstream_worker_gc_frozen_objects") > 50_000
     # Its process's own series, as every Prometheus client exports them.
     assert worker.metric("process_cpu_seconds_total") > 0
     assert worker.metric("process_resident_memory_bytes") > 50 * 2**20
