@@ -205,7 +205,7 @@ def freeze_startup_objects() -> int:
     A full (generation 2) collection visits every tracked object. A worker 40 s into a
     latency run tracked about 183,000, nearly all from start-up, and each full collection
     paused its event loop for 105–128 ms, every 10–32 s, delaying every event in flight;
-    frozen (169,000), they took 4–7 ms (docs/BENCHMARKS.md, "Where the latency tail comes
+    frozen (169,000), they took 3.6–7.7 ms (docs/BENCHMARKS.md, "Where the latency tail comes
     from"). Frozen objects are still freed when their last reference goes; only a reference
     cycle among them never would be.
 
