@@ -266,13 +266,25 @@ def summary(record: CustomerRecord, ctx: ScoringContext) -> dict[str, Any]:
     }
 
 
+def counted_segment(record: CustomerRecord, v: View) -> str:
+    """The segment a customer is counted in: `v`'s, with the band the record holds now.
+
+    An event's view is scored before the event's assessment moves the band, so its
+    segment has the band from before: counting that, a customer whose last event took them
+    out of red stayed "at-risk" until their next event, and a recount from the stored
+    record (`restore`) disagreed with what the events had counted.
+    """
+    p = v.churn.probability if v.churn else None
+    return f"{behaviour_segment(v.features, record.risk.band or 'yellow', p)}/{v.size}"
+
+
 def restore(business: BusinessMetrics, record: CustomerRecord, ctx: ScoringContext) -> None:
     """Count a stored customer in the per-customer aggregates (band, segment, lifetime value,
     account) as of their latest event, as `tally` left them: a worker recounts the customers
     it owns after a rebalance (after `BusinessMetrics.forget_customers`)."""
     v = view(record, ctx)
     business.observe_customer(
-        record.customer_id, record.risk.band, f"{v.segment}/{v.size}", v.lifetime_value
+        record.customer_id, record.risk.band, counted_segment(record, v), v.lifetime_value
     )
     business.restore_account(record.customer_id, record.features.subscriptions)
 
@@ -299,5 +311,5 @@ def tally(
         business.observe_subscription(record.customer_id, event.action, event.mrr, ts)
     v = outcome.view
     business.observe_customer(
-        record.customer_id, record.risk.band, f"{v.segment}/{v.size}", v.lifetime_value
+        record.customer_id, record.risk.band, counted_segment(record, v), v.lifetime_value
     )
