@@ -104,14 +104,15 @@ def paced_alert_latency(
         producer.close()
         stopping.set()
         follower.join()
-    latencies = []
+    matched = []  # (received, latency, stamped) of each alert whose event this run sent
     for at, value, stamped in received:
         alert = orjson.loads(value)
         was_sent = sent_at.get(_key(alert["customer_id"], alert["ts"]))
         if was_sent is not None:
-            latencies.append(at - was_sent)
-            if samples is not None:
-                samples.append((at, at - was_sent, stamped))
+            matched.append((at, at - was_sent, stamped))
+    if samples is not None:
+        samples += matched
+    latencies = [lat for _, lat, _ in matched]
     return {
         "rate_events_per_s": round(sent / seconds),
         "events": sent,
