@@ -98,7 +98,7 @@ class Assessment:
     customer_id: str
     event_id: str
     now: float
-    segment: str
+    segment: Callable[[str], str]  # the segment, given the band the assessment leaves
     plan: str | None = None
     churn_probability: float | None = None
     churn_drivers: Callable[[], tuple[Driver, ...]] = no_drivers  # asked only for an alert
@@ -186,7 +186,7 @@ def assess(
                 previous_band=previous_band,
                 churn_probability=a.churn_probability,
                 drivers=drivers,
-                segment=a.segment,
+                segment=a.segment(band),
                 model_version=a.model_version,
                 score_change_7d=None if week_ago is None else round(hs.score - week_ago, 2),
                 lifetime_value=None if a.lifetime_value is None else round(a.lifetime_value, 2),

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 from churnstream.models.business import BusinessMetrics
@@ -199,7 +200,6 @@ def step(
     if event.type == "usage" and record.risk.peer_day != day:
         ctx.peers.observe(v.plan, v.features.get("usage_30d", 0.0))
         record.risk.peer_day = day
-    segment = f"{v.segment}/{v.size}"
     alerts = assess(
         record.risk,
         v.health,
@@ -207,7 +207,7 @@ def step(
             customer_id=record.customer_id,
             event_id=event.event_id,
             now=now,
-            segment=segment,
+            segment=partial(segment_in, v),
             plan=v.plan,
             churn_probability=v.churn.probability if v.churn else None,
             churn_drivers=v.churn.explain if v.churn else no_drivers,
@@ -266,16 +266,22 @@ def summary(record: CustomerRecord, ctx: ScoringContext) -> dict[str, Any]:
     }
 
 
-def counted_segment(record: CustomerRecord, v: View) -> str:
-    """The segment a customer is counted in: `v`'s, with the band the record holds now.
+def segment_in(v: View, band: str | None) -> str:
+    """The customer's "behaviour/size" segment as scored in `v`, in risk band `band`.
 
-    An event's view is scored before the event's assessment moves the band, so its
-    segment has the band from before: counting that, a customer whose last event took them
-    out of red stayed "at-risk" until their next event, and a recount from the stored
-    record (`restore`) disagreed with what the events had counted.
+    An event's view is scored before the event's assessment moves the band, so `v.segment`
+    has the band from before. Alerts and the per-segment counts ask for the band the
+    assessment left: an alert that turns a customer red says "at-risk", and a customer whose
+    last event took them out of red is no longer counted "at-risk" (a recount from the
+    stored record, `restore`, agrees).
     """
     p = v.churn.probability if v.churn else None
-    return f"{behaviour_segment(v.features, record.risk.band or 'yellow', p)}/{v.size}"
+    return f"{behaviour_segment(v.features, band or 'yellow', p)}/{v.size}"
+
+
+def counted_segment(record: CustomerRecord, v: View) -> str:
+    """The segment a customer is counted in: `v`'s, with the band the record holds now."""
+    return segment_in(v, record.risk.band)
 
 
 def restore(business: BusinessMetrics, record: CustomerRecord, ctx: ScoringContext) -> None:

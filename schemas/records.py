@@ -48,7 +48,10 @@ class RiskChange(BaseModel):
     previous_band: Band | None = None
     churn_probability: float | None = Field(default=None, ge=0, le=1)
     drivers: list[Driver] = Field(default_factory=list)
-    segment: str
+    segment: str = Field(
+        description='behaviour/size, as the customer stands after the alert ("at-risk/smb" for '
+        "an established customer the alert moved to red)"
+    )
     model_version: str | None = None
     score_change_7d: float | None = None
     lifetime_value: float | None = None

@@ -7,7 +7,9 @@ import random
 from datetime import datetime, timedelta
 from itertools import groupby
 
+from churnstream.models.health import HealthConfig
 from churnstream.models.replay import replay
+from churnstream.models.scoring import ScoringContext
 from churnstream.schemas.events import parse_event_dict
 from churnstream.schemas.records import RiskChange
 from churnstream.streams.producing import produce_events
@@ -46,14 +48,28 @@ def test_a_backlog_read_across_five_drifting_topics_ends_in_the_replay_state(  #
 ) -> None:
     """All events produced at once: the worker reads the topics at different speeds (logins
     run weeks ahead of usage), and still ends with the replay's state for every customer.
-    This worker runs on Python's own event loop (the others on uvloop, the default)."""
+    This worker runs on Python's own event loop (the others on uvloop, the default), with
+    bands set high (green from 85, red below 65) so that established customers turn red."""
     events = stream()
-    expected = replay([parse_event_dict(e) for e in events])
-    worker = start_worker(settings.model_copy(update={"event_loop": "aio"}))
+    config = HealthConfig(green_at=85, red_below=65)
+    expected = replay([parse_event_dict(e) for e in events], ScoringContext(config=config))
+    worker = start_worker(settings.model_copy(update={"event_loop": "aio", "health": config}))
     produce_events(settings, events)
     live = wait_all_applied(worker.url, expected)
     assert state_differences(live, expected) == []
     assert worker.metric("churnstream_events_invalid_total") == 0
+
+    # Each alert names the segment of the band it moved the customer to: red is "at-risk"
+    # (with no churn model, only red is) unless the customer is new, dormant or gone. Before,
+    # an alert that turned an established customer red said "active".
+    # (Read across drifting topics, the alerts are not exactly the replay's: expect some.)
+    records = read_topic(settings, settings.topic("risk-changes"), expect=1)
+    alerts = [RiskChange.model_validate_json(r.value) for r in records]
+    judged = [a for a in alerts if a.segment.split("/")[0] in ("active", "at-risk")]
+    assert all((a.segment.split("/")[0] == "at-risk") == (a.band == "red") for a in judged), [
+        (a.band, a.segment) for a in judged
+    ]
+    assert sum(a.band == "red" for a in judged) >= 5  # 10 in the replay
 
     status, summary = http_json(f"{worker.url}/metrics/summary")
     assert status == 200 and summary["customers"] == CUSTOMERS

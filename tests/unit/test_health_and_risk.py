@@ -127,7 +127,7 @@ def test_dwell_time_holds_a_band() -> None:
 
 
 def _assessment(now: float, eid: str = "e") -> Assessment:
-    return Assessment(customer_id="c1", event_id=eid, now=now, segment="active/smb")
+    return Assessment(customer_id="c1", event_id=eid, now=now, segment="{}/smb".format)
 
 
 def _hs(score: float, **contrib: float) -> HealthScore:
@@ -150,6 +150,7 @@ def test_band_change_alert_with_drivers_and_deterministic_id() -> None:
     assert [d.name for d in a.drivers] == ["activity", "support"]
     assert a.drivers[0].direction == "down" and a.drivers[0].contribution == -40
     assert a.alert_id == alert_id("c1", "band_change", "e2")
+    assert a.segment == "red/smb"  # the segment is asked for with the band the alert moved to
 
 
 def test_score_drop_within_seven_days_and_cooldown_unless_worse() -> None:
@@ -171,12 +172,12 @@ def test_score_drop_within_seven_days_and_cooldown_unless_worse() -> None:
 def test_churn_probability_crossing_alerts_once() -> None:
     cfg = HealthConfig(churn_threshold=0.5)
     r = RiskState()
-    assert assess(r, _hs(60), Assessment("c1", "e1", 0, "s", churn_probability=0.3), cfg) == []
+    assert assess(r, _hs(60), Assessment("c1", "e1", 0, str, churn_probability=0.3), cfg) == []
     out = assess(
-        r, _hs(60), Assessment("c1", "e2", 10, "s", churn_probability=0.7, model_version="v3"), cfg
+        r, _hs(60), Assessment("c1", "e2", 10, str, churn_probability=0.7, model_version="v3"), cfg
     )
     assert [x.kind for x in out] == ["churn_risk"] and out[0].model_version == "v3"
-    assert assess(r, _hs(60), Assessment("c1", "e3", 20, "s", churn_probability=0.8), cfg) == []
+    assert assess(r, _hs(60), Assessment("c1", "e3", 20, str, churn_probability=0.8), cfg) == []
 
 
 def _event(i: int, at: datetime, etype: str = "login", **f: Any):  # type: ignore[no-untyped-def]
@@ -239,3 +240,33 @@ def test_an_event_id_sent_again_hundreds_of_events_later_is_recognised() -> None
     assert step(rec, first, None, ctx).status == "too_late"
     # The memory of ids stays bounded to the window.
     assert len(rec.seen.buckets["usage"]) <= 9
+
+
+def test_an_alert_carries_the_segment_of_the_band_it_moved_to() -> None:
+    """Alerts used the segment of the band from before the event: one that turned a
+    customer red said "active". Each alert's segment is now the one the customer is counted
+    in after its event, and red means "at-risk" unless the customer is new, dormant or gone.
+    (Bands set high so that established customers turn red within 120 simulated days.)"""
+    from churnstream.models.scoring import counted_segment
+    from churnstream.streams.simulation import simulate
+
+    ctx = ScoringContext(config=HealthConfig(green_at=85, red_below=65))
+    records: dict[str, CustomerRecord] = {}
+    events = sorted(
+        (parse_event_dict(e) for e in simulate(150, 120, seed=5)), key=lambda e: (e.ts, e.event_id)
+    )
+    into_red = 0
+    for event in events:
+        record = records.setdefault(event.customer_id, CustomerRecord.new(event.customer_id))
+        outcome = step(record, event, None, ctx)
+        assert outcome.view is not None or not outcome.alerts
+        for a in outcome.alerts:
+            assert outcome.view is not None
+            assert a.band == record.risk.band
+            assert a.segment == counted_segment(record, outcome.view)
+            behaviour = a.segment.split("/")[0]
+            if a.band == "red":
+                assert behaviour in ("at-risk", "new", "dormant", "churned")
+            if a.kind == "band_change" and a.band == "red" and a.previous_band != "red":
+                into_red += behaviour == "at-risk" != outcome.view.segment
+    assert into_red >= 5  # alerts whose segment the band from before had got wrong (7)
