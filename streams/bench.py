@@ -149,11 +149,17 @@ class Worker:
         """The labels of the worker's first sample called `name` (an Info metric's)."""
         return next((dict(x.labels) for x in samples(self.url) if x.name == name), {})
 
-    def wait_log(self, text: str) -> None:
-        """Until the worker's log says `text`; RuntimeError if it exits first."""
-        while text not in self.log.read_text(errors="replace"):
+    def wait_log(self, text: str | re.Pattern[str], after: str = "") -> re.Match[str]:
+        """Until the worker's log says `text` (a string or a pattern), after its first `after`
+        if given; the match. RuntimeError if it exits first."""
+        pattern = text if isinstance(text, re.Pattern) else re.compile(re.escape(text))
+        while True:
+            log = self.log.read_text(errors="replace")
+            start = log.find(after)
+            if start >= 0 and (found := pattern.search(log, start)):
+                return found
             if self.proc.poll() is not None:
-                msg = f"worker exited before {text!r}; see {self.log}"
+                msg = f"worker exited before {pattern.pattern!r}; see {self.log}"
                 raise RuntimeError(msg)
             time.sleep(0.1)
 
@@ -378,10 +384,8 @@ def recover(settings: Settings, workdir: Path) -> Recovery:
     try:
         w.wait_log("Recovery complete")
         seconds = time.perf_counter() - started
-        w.wait_log("customers of this worker's partitions in")
-        text = w.log.read_text(errors="replace")
-        found = RECOUNTED.findall(text[text.index("Recovery complete") :])
-        return Recovery(seconds, (int(found[0][0]), float(found[0][1])))
+        found = w.wait_log(RECOUNTED, after="Recovery complete")
+        return Recovery(seconds, (int(found[1]), float(found[2])))
     finally:
         w.stop()
 
