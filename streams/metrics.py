@@ -80,6 +80,7 @@ class WorkerMetrics:
     alerts: Counter
     republished: Counter
     recounts: Counter
+    unreadable_records: Counter
     consumer_lag: Gauge
     state_customers: Gauge
     state_bytes: Gauge
@@ -198,6 +199,12 @@ class WorkerMetrics:
                 name("customer_recounts"),
                 "Times the worker counted its customers again from its store, after a "
                 "rebalance (the per-customer gauges: bands, segments, state size)",
+                registry=registry,
+            ),
+            unreadable_records=Counter(
+                name("state_records_unreadable"),
+                "Stored customer records the recount could not decode and left out (the "
+                "customer's next events go to the dead-letter topic as processing errors)",
                 registry=registry,
             ),
             consumer_lag=Gauge(

@@ -32,7 +32,11 @@ def register(wiring: Wiring) -> None:
             return web.json({"error": f"unknown customer {customer_id}"}, status=404)
         if request.query.get("raw") == "1":  # the stored record, for operators and tests
             return web.bytes(raw, content_type="application/json")
-        record = CustomerRecord.from_dict(orjson.loads(raw))
+        try:
+            record = CustomerRecord.from_dict(orjson.loads(raw))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            error = f"the stored record of {customer_id} is unreadable: {exc!r} (?raw=1 shows it)"
+            return web.json({"error": error}, status=500)
         body = orjson.dumps(summary(record, wiring.context))
         return web.bytes(body, content_type="application/json")
 

@@ -3,6 +3,7 @@ worker killed while the broker does not answer."""
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import signal
@@ -19,7 +20,7 @@ from churnstream.schemas.events import parse_event_dict
 from churnstream.schemas.records import RiskChange
 from churnstream.streams.app import STATE_TABLE
 from churnstream.streams.bench import broker_pid
-from churnstream.streams.producing import produce_events
+from churnstream.streams.producing import make_producer, produce_events
 from churnstream.streams.settings import Settings
 from churnstream.streams.simulation import simulate
 from compare import alerts_missing, live_records, state_differences
@@ -76,7 +77,8 @@ def test_a_deleted_data_directory_is_rebuilt_from_the_changelog(  # type: ignore
     # Each record is the customer's state after more events than the one before it: a
     # changelog that goes backwards was written out of store order (five agents write).
     sent = int(worker.metric("churnstream_changelog_records_sent_total"))
-    changelog = read_topic(settings, f"{settings.app_id}-{STATE_TABLE}-changelog", expect=sent)
+    changelog_topic = f"{settings.app_id}-{STATE_TABLE}-changelog"
+    changelog = read_topic(settings, changelog_topic, expect=sent)
     assert len(changelog) == sent >= len(expected.records)  # 1 GB segments: none compacted yet
     applied: dict[bytes, int] = {}
     for record in sorted(changelog, key=lambda r: (r.partition, r.offset)):
@@ -87,14 +89,27 @@ def test_a_deleted_data_directory_is_rebuilt_from_the_changelog(  # type: ignore
     assert counted["customers"] == len(expected.records)
     worker.stop()
     shutil.rmtree(settings.data_dir)
+    # One record in the changelog is not a customer record: the recount leaves it out, counts
+    # it, and counts every other customer; that customer's next event is dead-lettered.
+    with make_producer(settings) as producer:
+        producer.send(changelog_topic, key=b"c-garbled", value=b"{not json").get(30)
     again = start_worker(settings, name="second")
     wait_state(again.url, expected, timeout=120)
     # Rebuilt from the changelog, not from the events again: nothing was reprocessed.
     assert again.metric("churnstream_events_processed_total") == 0
     # Its customers are counted from the rebuilt store, though none has sent an event since.
+    wait_for(lambda: again.metric("churnstream_customer_recounts_total") >= 1, 30, "the recount")
     assert customer_counts(again.url) == counted
     assert again.metric("churnstream_customers") == len(expected.records)  # the gauge
     assert again.metric("churnstream_state_customers") == len(expected.records)
+    assert again.metric("churnstream_state_records_unreadable_total") == 1
+    status, body = http_json(f"{again.url}/customers/c-garbled")
+    assert status == 500 and "stored record of c-garbled is unreadable" in body["error"]
+    garbled = {"event_id": "g1", "customer_id": "c-garbled", "type": "login"}
+    produce_events(settings, [garbled | {"ts": events[-1]["ts"]}])
+    dead = [orjson.loads(r.value) for r in read_topic(settings, settings.topic("dead-letter"), 1)]
+    key = base64.b64encode(b"c-garbled").decode()
+    assert [d["error_code"] for d in dead if d["key_b64"] == key] == ["processing_error"]
 
     # A second worker joins: each now counts the customers of its own partitions only.
     other = start_worker(
