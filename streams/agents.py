@@ -34,6 +34,7 @@ from churnstream.streams.app import Wiring
 from churnstream.streams.changelog import ChangelogNotWritten
 from churnstream.streams.continuity import Carrier
 from churnstream.streams.learning_messages import cancel, snapshot_message
+from churnstream.streams.stored import decode_record, encode_record
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +58,13 @@ def acting_for(event: Any) -> Iterator[None]:
 
 def load_record(wiring: Wiring, customer_id: str) -> CustomerRecord:
     raw = wiring.changelog.get(customer_id.encode())
-    return CustomerRecord.from_dict(orjson.loads(raw)) if raw else CustomerRecord.new(customer_id)
+    return decode_record(raw) if raw else CustomerRecord.new(customer_id)
 
 
 def store_record(wiring: Wiring, record: CustomerRecord, message: Any) -> None:
     """Store `record` in the partition of `message` (Faust's current event); its changelog
     record is sent by the next `wiring.changelog.flush()`."""
-    raw = orjson.dumps(record.to_dict())
+    raw = encode_record(record)
     wiring.state_sizes[record.customer_id] = len(raw)
     wiring.changelog.put(message, record.customer_id.encode(), raw)
 

@@ -19,10 +19,9 @@ import logging
 import time
 from typing import Any
 
-import orjson
-
-from churnstream.models.scoring import CustomerRecord, restore
+from churnstream.models.scoring import restore
 from churnstream.streams.app import Wiring, running_loop_name
+from churnstream.streams.stored import UnreadableRecord, decode_record
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +53,8 @@ async def recount(wiring: Wiring) -> int:
             if not raw:
                 continue
             try:
-                record = CustomerRecord.from_dict(orjson.loads(raw))
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                record = decode_record(raw)
+            except UnreadableRecord as exc:
                 # Count the others: one record must not leave the gauges at a part count.
                 wiring.metrics.unreadable_records.inc()
                 log.error("stored record of %r is unreadable, not counted: %r", key, exc)

@@ -8,8 +8,9 @@ from typing import Any
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from churnstream.models.scoring import CustomerRecord, summary
+from churnstream.models.scoring import summary
 from churnstream.streams.app import Wiring
+from churnstream.streams.stored import UnreadableRecord, decode_record
 
 
 def register(wiring: Wiring) -> None:
@@ -33,9 +34,9 @@ def register(wiring: Wiring) -> None:
         if request.query.get("raw") == "1":  # the stored record, for operators and tests
             return web.bytes(raw, content_type="application/json")
         try:
-            record = CustomerRecord.from_dict(orjson.loads(raw))
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            error = f"the stored record of {customer_id} is unreadable: {exc!r} (?raw=1 shows it)"
+            record = decode_record(raw)
+        except UnreadableRecord as exc:
+            error = f"the stored record of {customer_id} is unreadable: {exc} (?raw=1 shows it)"
             return web.json({"error": error}, status=500)
         body = orjson.dumps(summary(record, wiring.context))
         return web.bytes(body, content_type="application/json")

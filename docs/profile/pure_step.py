@@ -22,6 +22,7 @@ from churnstream.schemas.decoding import decode_event
 from churnstream.streams.bench import trained_model_message
 from churnstream.streams.settings import Settings
 from churnstream.streams.simulation import simulate
+from churnstream.streams.stored import decode_record, encode_record
 
 s = Settings()
 raw = [orjson.dumps(e) for e in simulate(customers=300, days=60, seed=3)]
@@ -38,13 +39,9 @@ for i, (r, t) in enumerate(zip(raw, types, strict=True)):
         r, key=None, topic_type=t, max_bytes=s.max_message_bytes, rating_labels=s.rating_labels
     )
     stored = records.get(ev.customer_id)
-    rec = (
-        CustomerRecord.from_dict(orjson.loads(stored))
-        if stored
-        else CustomerRecord.new(ev.customer_id)
-    )
+    rec = decode_record(stored) if stored else CustomerRecord.new(ev.customer_id)
     tally(business, rec, ev, step(rec, ev, ("t", 0, i), ctx), ctx)
-    records[ev.customer_id] = orjson.dumps(rec.to_dict())
+    records[ev.customer_id] = encode_record(rec)
 rate = len(raw) / (time.perf_counter() - started)
 print(f"{'no model' if ctx.churn is None else 'model'}: {len(raw)} events, {rate:.0f} events/s")
 if "--recount" in sys.argv:
@@ -52,6 +49,6 @@ if "--recount" in sys.argv:
     for _ in range(10):
         business.forget_customers()
         for stored in records.values():
-            restore(business, CustomerRecord.from_dict(orjson.loads(stored)), ctx)
+            restore(business, decode_record(stored), ctx)
     per = (time.perf_counter() - started) / (10 * len(records))
     print(f"recount: {per * 1e6:.0f} µs per stored customer ({len(records)} customers, 10 passes)")

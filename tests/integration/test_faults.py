@@ -109,7 +109,9 @@ def test_a_deleted_data_directory_is_rebuilt_from_the_changelog(  # type: ignore
     produce_events(settings, [garbled | {"ts": events[-1]["ts"]}])
     dead = [orjson.loads(r.value) for r in read_topic(settings, settings.topic("dead-letter"), 1)]
     key = base64.b64encode(b"c-garbled").decode()
-    assert [d["error_code"] for d in dead if d["key_b64"] == key] == ["processing_error"]
+    garbled_dead = [(d["error_code"], d["reason"]) for d in dead if d["key_b64"] == key]
+    assert [code for code, _ in garbled_dead] == ["processing_error"]
+    assert garbled_dead[0][1].startswith("UnreadableRecord: JSONDecodeError")
 
     # A second worker joins: each now counts the customers of its own partitions only.
     other = start_worker(

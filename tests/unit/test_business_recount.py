@@ -6,18 +6,17 @@ from __future__ import annotations
 import random
 from collections import defaultdict, deque
 
-import orjson
-
 from churnstream.models.business import BusinessMetrics
 from churnstream.models.replay import replay
 from churnstream.models.scoring import CustomerRecord, ScoringContext, restore, step, tally
 from churnstream.schemas.events import Event, parse_event_dict
 from churnstream.streams.simulation import simulate
+from churnstream.streams.stored import decode_record, encode_record
 
 
 def stored(record: CustomerRecord) -> CustomerRecord:
     """The record as a worker reads it back from its store."""
-    return CustomerRecord.from_dict(orjson.loads(orjson.dumps(record.to_dict())))
+    return decode_record(encode_record(record))
 
 
 def test_recounting_the_stored_customers_gives_what_their_events_counted() -> None:

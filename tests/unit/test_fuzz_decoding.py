@@ -16,6 +16,7 @@ from churnstream.schemas.decoding import decode_event
 from churnstream.schemas.errors import InvalidEvent
 from churnstream.schemas.events import EVENT_TYPES
 from churnstream.schemas.records import RiskChange
+from churnstream.streams.stored import decode_record, encode_record
 
 GOOD: dict[str, dict[str, Any]] = {
     "login": {},
@@ -108,6 +109,6 @@ def test_mutated_events_decode_or_are_invalid_and_scoring_never_raises(messages)
         for alert in outcome.alerts:  # what the worker publishes stays valid JSON
             assert RiskChange.model_validate_json(alert.model_dump_json()) == alert
     # The stored record and the API view survive JSON.
-    stored = CustomerRecord.from_dict(orjson.loads(orjson.dumps(record.to_dict())))
+    stored = decode_record(encode_record(record))
     orjson.dumps(summary(stored, ctx))
     orjson.dumps(business.report())
