@@ -23,7 +23,14 @@ from typing import Any
 
 from churnstream.models.business import BusinessMetrics
 from churnstream.models.learning import ChurnLearner
-from churnstream.models.scoring import CustomerRecord, ScoringContext, step, tally, view
+from churnstream.models.scoring import (
+    CustomerRecord,
+    ScoringContext,
+    counted_segment,
+    step,
+    tally,
+    view,
+)
 from churnstream.schemas.events import Event
 from churnstream.schemas.records import RiskChange
 
@@ -53,7 +60,7 @@ def snapshot(record: CustomerRecord, ctx: ScoringContext, at: float) -> dict[str
         "at": datetime.fromtimestamp(at, tz=UTC).isoformat().replace("+00:00", "Z"),
         "health_score": round(v.health.score, 4),
         "band": record.risk.band,
-        "segment": f"{v.segment}/{v.size}",
+        "segment": counted_segment(record, v),
         "churn_probability": v.churn.probability if v.churn else None,
         "lifetime_value": None if v.lifetime_value is None else round(v.lifetime_value, 2),
     }

@@ -117,7 +117,6 @@ class View:
     now: float
     features: dict[str, float]
     health: HealthScore
-    segment: str
     size: str
     plan: str | None
     churn: ChurnPrediction | None
@@ -156,17 +155,14 @@ def view(record: CustomerRecord, ctx: ScoringContext, now: float | None = None) 
     )
     hs = health_score(f, ctx.config, usage_z=z)
     churn = ctx.churn(model_features(f, hs)) if ctx.churn is not None else None
-    band = record.risk.band or "yellow"
-    p = churn.probability if churn else None
     ltv = None
     if "mrr" in f and not f.get("cancelled"):
+        p = churn.probability if churn else None
         retention = 1.0 - p if p is not None else ctx.base_monthly_retention
         ltv = lifetime_value(
             f["mrr"], retention, ctx.config.margin, ctx.config.annual_discount_rate
         )
-    return View(
-        at, f, hs, behaviour_segment(f, band, p), size_segment(f.get("mrr")), plan, churn, ltv
-    )
+    return View(at, f, hs, size_segment(f.get("mrr")), plan, churn, ltv)
 
 
 def step(
@@ -253,7 +249,7 @@ def summary(record: CustomerRecord, ctx: ScoringContext) -> dict[str, Any]:
         "components": {k: round(c, 2) for k, c in v.health.components.items()},
         "contributions": {k: round(c, 2) for k, c in v.health.contributions.items()},
         "drivers": [d.model_dump() for d in drivers],
-        "segment": v.segment,
+        "segment": behaviour_in(v, r.band),
         "size": v.size,
         "plan": v.plan,
         "change_7d": r.change(v.now, 7),
@@ -266,17 +262,23 @@ def summary(record: CustomerRecord, ctx: ScoringContext) -> dict[str, Any]:
     }
 
 
-def segment_in(v: View, band: str | None) -> str:
-    """The customer's "behaviour/size" segment as scored in `v`, in risk band `band`.
+def behaviour_in(v: View, band: str | None) -> str:
+    """The customer's behaviour segment as scored in `v`, in risk band `band`.
 
-    An event's view is scored before the event's assessment moves the band, so `v.segment`
-    has the band from before. Alerts and the per-segment counts ask for the band the
-    assessment left: an alert that turns a customer red says "at-risk", and a customer whose
-    last event took them out of red is no longer counted "at-risk" (a recount from the
-    stored record, `restore`, agrees).
+    A view has no segment of its own: an event's view is scored before the event's
+    assessment moves the band, and a segment taken from the band then was stale. Alerts
+    and the per-segment counts ask for the band the assessment left: an alert that turns a
+    customer red says "at-risk", and a customer whose last event took them out of red is no
+    longer counted "at-risk" (a recount from the stored record, `restore`, agrees).
     """
     p = v.churn.probability if v.churn else None
-    return f"{behaviour_segment(v.features, band or 'yellow', p)}/{v.size}"
+    behaviour: str = behaviour_segment(v.features, band or "yellow", p)
+    return behaviour
+
+
+def segment_in(v: View, band: str | None) -> str:
+    """The customer's "behaviour/size" segment as scored in `v`, in risk band `band`."""
+    return f"{behaviour_in(v, band)}/{v.size}"
 
 
 def counted_segment(record: CustomerRecord, v: View) -> str:

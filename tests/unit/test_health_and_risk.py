@@ -22,8 +22,15 @@ from churnstream.models.health import (
     next_band,
 )
 from churnstream.models.risk import Assessment, RiskState, alert_id, assess
-from churnstream.models.scoring import CustomerRecord, ScoringContext, step
+from churnstream.models.scoring import (
+    CustomerRecord,
+    ScoringContext,
+    behaviour_in,
+    counted_segment,
+    step,
+)
 from churnstream.schemas.events import parse_event_dict
+from churnstream.streams.simulation import simulate
 
 HEALTHY = {
     "login_days_7d": 5.0,
@@ -247,9 +254,6 @@ def test_an_alert_carries_the_segment_of_the_band_it_moved_to() -> None:
     customer red said "active". Each alert's segment is now the one the customer is counted
     in after its event, and red means "at-risk" unless the customer is new, dormant or gone.
     (Bands set high so that established customers turn red within 120 simulated days.)"""
-    from churnstream.models.scoring import counted_segment
-    from churnstream.streams.simulation import simulate
-
     ctx = ScoringContext(config=HealthConfig(green_at=85, red_below=65))
     records: dict[str, CustomerRecord] = {}
     events = sorted(
@@ -268,5 +272,6 @@ def test_an_alert_carries_the_segment_of_the_band_it_moved_to() -> None:
             if a.band == "red":
                 assert behaviour in ("at-risk", "new", "dormant", "churned")
             if a.kind == "band_change" and a.band == "red" and a.previous_band != "red":
-                into_red += behaviour == "at-risk" != outcome.view.segment
+                # in the band from before (the one its view was scored in): "active"
+                into_red += behaviour == "at-risk" != behaviour_in(outcome.view, a.previous_band)
     assert into_red >= 5  # alerts whose segment the band from before had got wrong (7)
