@@ -175,7 +175,11 @@ class Continuity:
 
     async def _begin(self, tp: TP) -> None:
         if not self.positions.known(tp):
-            self.positions.begin(tp, await asyncio.to_thread(self.reader.first_offset, tp))
+            first = await asyncio.to_thread(self.reader.first_offset, tp)
+            # The agent and the check may begin a partition at once: whoever comes second
+            # must not move back a position the other has already applied messages past.
+            if not self.positions.known(tp):
+                self.positions.begin(tp, first)
 
     async def in_order(self, records: Sequence[Any]) -> list[Any]:
         """The batch as it must be applied: messages applied already dropped, messages Faust

@@ -4,6 +4,7 @@ applied in its place, in offset order, without Faust (so the faults can be made 
 from __future__ import annotations
 
 import asyncio
+import threading
 from types import SimpleNamespace
 from typing import Any
 
@@ -104,3 +105,47 @@ def test_a_partition_that_does_not_move_is_read_by_the_check(settings: Settings)
     assert [len(offsets) for _, offsets in applied] == [500, 500, 200]
     assert [o for _, offsets in applied for o in offsets] == list(range(1200))
     assert {kind for kind, _ in applied} == {"ticket"}
+
+
+def test_a_partition_the_check_and_an_agent_begin_at_once_keeps_its_position(
+    settings: Settings,
+) -> None:
+    """At start the check and an agent can both ask the broker where a partition begins; the
+    second answer must not move the position back over messages the agent applied meanwhile
+    (they would be applied again: an invalid one dead-lettered twice)."""
+    topic = settings.topic("survey")
+    produce(settings, topic, 0, 3)
+    asked = threading.Event()
+    answer = threading.Event()
+
+    class HeldReader(Reader):
+        """The first question (the check's) waits until the agent has applied its batch."""
+
+        def first_offset(self, tp: tuple[str, int]) -> int:
+            if not asked.is_set():
+                asked.set()
+                answer.wait(10)
+            return super().first_offset(tp)
+
+    continuity = Continuity(HeldReader(settings), {topic: "survey"}, stall_seconds=60)
+
+    async def never(kind: str, carriers: list[Any]) -> None:
+        raise AssertionError("nothing stalled")
+
+    async def run() -> tuple[list[Any], dict[str, int], list[Any]]:
+        check = asyncio.create_task(continuity.check([(topic, 0)], never, now=0.0))
+        await asyncio.to_thread(asked.wait, 10)  # the check waits for its answer
+        first = await continuity.in_order([delivered(topic, 0, o) for o in range(3)])
+        answer.set()
+        lag = await check
+        again = await continuity.in_order([delivered(topic, 0, 2)])  # redelivered
+        return first, lag, again
+
+    try:
+        first, lag, again = asyncio.run(run())
+    finally:
+        continuity.reader.close()
+    assert [o for o, _, _ in offsets_and_values(first)] == [0, 1, 2]
+    assert lag == {"survey": 0}
+    assert again == [] and continuity.recovered == 0
+    assert continuity.positions.next[(topic, 0)] == 3
