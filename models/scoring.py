@@ -123,6 +123,11 @@ class View:
     lifetime_value: float | None
 
 
+# Why an event changed nothing as a duplicate (the `cause` label of the duplicate counter):
+REDELIVERED = "redelivery"  # the same Kafka message again (its offset was applied)
+REPEATED_ID = "event_id"  # another message repeating an event id applied already
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     status: Literal["applied", "duplicate", "too_late"]
@@ -170,7 +175,7 @@ def step(
 ) -> Outcome:
     """Apply `event` (read from `source`, or None offline) to `record`; score; maybe alert."""
     if source is not None and not record.applied.first_time(*source):
-        return Outcome("duplicate")
+        return Outcome("duplicate", reason=REDELIVERED)
     ts = event.ts.timestamp()
     # Behind the latest event of the same type: Kafka orders one customer's events within a
     # topic, so the verdict does not depend on how far the five topics drifted apart.
@@ -184,7 +189,7 @@ def step(
             f"event ({ctx.config.lateness_days:g}-day bound)",
         )
     if record.seen.contains(event.type, event.event_id):
-        return Outcome("duplicate")
+        return Outcome("duplicate", reason=REPEATED_ID)
     record.seen.add(event.type, event.event_id, ts)
     latest_day = int(max(ts, latest or ts) // DAY)
     record.seen.prune(event.type, latest_day - math.ceil(ctx.config.lateness_days) - 1)

@@ -25,7 +25,7 @@ import orjson
 from faust.streams import _current_event  # the context variable Faust's stores read
 
 from churnstream.models.outbox import Message
-from churnstream.models.scoring import CustomerRecord, Outcome, step, tally
+from churnstream.models.scoring import REDELIVERED, CustomerRecord, Outcome, step, tally
 from churnstream.schemas.decoding import decode_event
 from churnstream.schemas.errors import InvalidEvent
 from churnstream.schemas.events import Event
@@ -110,7 +110,6 @@ async def handle_batch(wiring: Wiring, event_type: str, records: list[Any]) -> N
         by_customer.setdefault(event.customer_id, []).append((record, event))
 
     processed = metrics.events_processed.labels(type=event_type)
-    duplicate = metrics.events_duplicate.labels(type=event_type)
     publish: list[tuple[str, Message]] = []  # after the changelog has the records
     for customer_id, items in by_customer.items():
         outcomes: list[tuple[Any, Outcome]] = []
@@ -143,7 +142,7 @@ async def handle_batch(wiring: Wiring, event_type: str, records: list[Any]) -> N
         publish += [(customer_id, m) for m in sending]
         for message, outcome in outcomes:
             if outcome.status == "duplicate":
-                duplicate.inc()
+                metrics.events_duplicate.labels(type=event_type, cause=outcome.reason).inc()
             elif outcome.status == "too_late":
                 await send_dead_letter(wiring, message, "too_late", outcome.reason)
             else:
@@ -204,7 +203,8 @@ async def handle_in_order(wiring: Wiring, event_type: str, records: list[Any]) -
         fetched = sum(isinstance(r, Carrier) for r in ordered)
         skipped = len(records) - (len(ordered) - fetched)
         if skipped:
-            wiring.metrics.events_duplicate.labels(type=event_type).inc(skipped)
+            duplicate = wiring.metrics.events_duplicate.labels(type=event_type, cause=REDELIVERED)
+            duplicate.inc(skipped)
         if fetched:
             wiring.metrics.events_recovered.labels(type=event_type).inc(fetched)
         await handle_batch(wiring, event_type, ordered)

@@ -137,8 +137,10 @@ class WorkerMetrics:
             ),
             events_duplicate=Counter(
                 name("events_duplicate"),
-                "Redelivered events recognised and skipped, by type",
-                ["type"],
+                "Events recognised as applied already and skipped, by type and cause "
+                "(redelivery: the same Kafka message again; event_id: another message "
+                "repeating an applied event id)",
+                ["type", "cause"],
                 registry=registry,
             ),
             events_recovered=Counter(

@@ -107,13 +107,12 @@ class WorkerProcess:
         return "Recovery complete" in text
 
     def metric(self, name: str, labels: dict[str, str] | None = None) -> float:
-        """The sum of the samples called `name` (with exactly `labels`, if given); 0 while
+        """The sum of the samples called `name` (that have `labels`, if given); 0 while
         the worker does not answer."""
         text = http_get(f"{self.url}/metrics")[1].decode()
+        wanted = (labels or {}).items()
         matching = (
-            s.value
-            for s in text_samples(text)
-            if s.name == name and (not labels or s.labels == labels)
+            s.value for s in text_samples(text) if s.name == name and wanted <= s.labels.items()
         )
         return sum(matching, 0.0)
 

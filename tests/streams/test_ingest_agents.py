@@ -73,7 +73,10 @@ def test_valid_event_counts_and_redelivery_changes_nothing() -> None:
     sent = sum(len(records) for _, _, records in producer.sent)
     assert reg.get_sample_value("churnstream_changelog_records_sent_total") == sent >= 1
     assert reg.get_sample_value("churnstream_events_processed_total", {"type": "login"}) == 2
-    assert reg.get_sample_value("churnstream_events_duplicate_total", {"type": "login"}) == 1
+    redelivered = {"type": "login", "cause": "redelivery"}
+    assert reg.get_sample_value("churnstream_events_duplicate_total", redelivered) == 1
+    repeated = {"type": "login", "cause": "event_id"}
+    assert reg.get_sample_value("churnstream_events_duplicate_total", repeated) is None
     # One feature snapshot for the churn model (at most one a day per customer).
     [call] = wiring.model_examples.send.await_args_list  # type: ignore[attr-defined]
     message = orjson.loads(call.kwargs["value"])

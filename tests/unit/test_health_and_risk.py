@@ -23,6 +23,8 @@ from churnstream.models.health import (
 )
 from churnstream.models.risk import Assessment, RiskState, alert_id, assess
 from churnstream.models.scoring import (
+    REDELIVERED,
+    REPEATED_ID,
     CustomerRecord,
     ScoringContext,
     behaviour_in,
@@ -198,9 +200,11 @@ def test_step_is_idempotent_by_offset_and_by_event_id() -> None:
     t = datetime(2025, 1, 1, tzinfo=UTC)
     assert step(rec, _event(1, t), ("topic", 0, 1), ctx).status == "applied"
     before = rec.to_dict()
-    assert step(rec, _event(1, t), ("topic", 0, 1), ctx).status == "duplicate"
+    again = step(rec, _event(1, t), ("topic", 0, 1), ctx)
+    assert (again.status, again.reason) == ("duplicate", REDELIVERED)
     # The same event produced twice: another offset, the same event id.
-    assert step(rec, _event(1, t), ("topic", 0, 2), ctx).status == "duplicate"
+    copy = step(rec, _event(1, t), ("topic", 0, 2), ctx)
+    assert (copy.status, copy.reason) == ("duplicate", REPEATED_ID)
     after = rec.to_dict()
     assert after["features"] == before["features"] and after["counts"] == {"login": 1}
 
