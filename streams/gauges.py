@@ -48,7 +48,7 @@ async def recount(wiring: Wiring) -> int:
             await locks.enter_async_context(wiring.continuity.lock(kind))
         wiring.business.forget_customers()
         wiring.state_sizes.clear()
-        n = 0
+        n = unreadable = 0
         for key, raw in wiring.state.data.items():  # the active partitions' records
             if not raw:
                 continue
@@ -56,7 +56,7 @@ async def recount(wiring: Wiring) -> int:
                 record = decode_record(raw)
             except UnreadableRecord as exc:
                 # Count the others: one record must not leave the gauges at a part count.
-                wiring.metrics.unreadable_records.inc()
+                unreadable += 1
                 log.error("stored record of %r is unreadable, not counted: %r", key, exc)
                 continue
             restore(wiring.business, record, wiring.context)
@@ -64,6 +64,7 @@ async def recount(wiring: Wiring) -> int:
             n += 1
             if n % RECOUNT_CHUNK == 0:
                 await asyncio.sleep(0)  # let heartbeats and /metrics through
+        wiring.metrics.unreadable_records.set(unreadable)
         refresh(wiring)
     return n
 

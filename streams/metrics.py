@@ -80,7 +80,7 @@ class WorkerMetrics:
     alerts: Counter
     republished: Counter
     recounts: Counter
-    unreadable_records: Counter
+    unreadable_records: Gauge
     consumer_lag: Gauge
     state_customers: Gauge
     state_bytes: Gauge
@@ -203,10 +203,10 @@ class WorkerMetrics:
                 "rebalance (the per-customer gauges: bands, segments, state size)",
                 registry=registry,
             ),
-            unreadable_records=Counter(
+            unreadable_records=Gauge(
                 name("state_records_unreadable"),
-                "Stored customer records the recount could not decode and left out (the "
-                "customer's next events go to the dead-letter topic as processing errors)",
+                "Stored customer records the last recount could not decode and left out "
+                "(the customer's next events go to the dead-letter topic as processing errors)",
                 registry=registry,
             ),
             consumer_lag=Gauge(

@@ -322,3 +322,27 @@ def test_a_recount_waits_for_the_batch_being_applied() -> None:
 
     asyncio.run(run())
     assert order == ["batch done", "recounted", "next batch"]
+
+
+def test_the_unreadable_gauge_holds_what_the_last_recount_found() -> None:
+    """A record the worker cannot decode is left out of the counts and shown by a gauge; each
+    recount sets it again (two recounts do not make it two), and one that finds the record
+    replaced clears it."""
+    wiring, _ = _wiring()
+    agent = wiring.app.agents["churnstream.login-events"]
+    reg = wiring.metrics.registry
+    found: list[tuple[int, float | None]] = []
+
+    async def run() -> None:
+        async with agent.test_context() as a:
+            await a.put(orjson.dumps(LOGIN), key=b"c1")
+        wiring.state.data[b"c-garbled"] = b"{not json"
+        for _ in range(2):
+            n = await recount(wiring)
+            found.append((n, reg.get_sample_value("churnstream_state_records_unreadable")))
+        wiring.state.data[b"c-garbled"] = wiring.state.data[b"c1"]  # replaced by a good one
+        n = await recount(wiring)
+        found.append((n, reg.get_sample_value("churnstream_state_records_unreadable")))
+
+    asyncio.run(run())
+    assert found == [(1, 1.0), (1, 1.0), (2, 0.0)]
