@@ -12,10 +12,13 @@ partition, the next offset it must apply:
 * a partition whose backlog has not moved for `partition_stall_seconds` is read the same
   way, without waiting for Faust.
 
-The first position of a partition (at start, and after each rebalance) is the consumer
-group's committed offset, or the log start when there is none, so a message skipped before
-the first one Faust delivers is caught too. Redelivery stays harmless: each customer's
-record also remembers what it applied (`churnstream.models.delivery`).
+The first position of a partition is the consumer group's committed offset, or the log
+start when there is none, so a message skipped before the first one Faust delivers is caught
+too. A partition revoked and assigned again starts from the later of that and where this
+worker had got to: Faust starts it again from the commit, and what the worker applied past
+the commit need not be applied again (an invalid message would be dead-lettered twice).
+Redelivery stays harmless: each customer's record also remembers what it applied
+(`churnstream.models.delivery`).
 
 >>> p = Positions()
 >>> p.known(("usage", 0))
@@ -25,6 +28,16 @@ False
 ('applied', range(3, 3), range(4, 7))
 >>> p.next[("usage", 0)]
 8
+>>> p.forget([("usage", 0)])  # a rebalance: the group had committed 5
+>>> p.known(("usage", 0))
+False
+>>> p.begin(("usage", 0), 5)
+>>> p.next[("usage", 0)]
+8
+>>> p.forget([("usage", 0)])  # another worker had it meanwhile and committed 20
+>>> p.begin(("usage", 0), 20)
+>>> p.next[("usage", 0)]
+20
 """
 
 from __future__ import annotations
@@ -48,16 +61,19 @@ TP = tuple[str, int]  # (topic, partition)
 
 @dataclass(slots=True)
 class Positions:
-    """Next offset to apply, per source partition this worker has seen since its last
-    rebalance."""
+    """Next offset to apply, per source partition this worker owns and has seen; and where
+    the partitions it gave up at a rebalance had got to."""
 
     next: dict[TP, int] = field(default_factory=dict)
+    revoked: dict[TP, int] = field(default_factory=dict)  # where revoked partitions had got to
 
     def known(self, tp: TP) -> bool:
         return tp in self.next
 
-    def begin(self, tp: TP, offset: int) -> None:
-        self.next[tp] = offset
+    def begin(self, tp: TP, committed: int) -> None:
+        """Start at the group's `committed` offset, or where this worker had got to before the
+        partition was revoked, if that is further."""
+        self.next[tp] = max(committed, self.revoked.pop(tp, committed))
 
     def place(self, tp: TP, offset: int) -> str | range:
         """Where a delivered message stands: 'applied' (below the position), or the range
@@ -71,7 +87,8 @@ class Positions:
 
     def forget(self, tps: Iterable[TP]) -> None:
         for tp in tps:
-            self.next.pop(tp, None)
+            if tp in self.next:
+                self.revoked[tp] = self.next.pop(tp)
 
 
 @dataclass(slots=True)
@@ -234,11 +251,12 @@ class Continuity:
             if not fetched:
                 return
             self.recovered += len(fetched)
-            self.positions.begin(tp, fetched[-1].offset + 1)
+            self.positions.next[tp] = fetched[-1].offset + 1
             await process(kind, [Carrier(f) for f in fetched])
 
     def forget(self, tps: Iterable[Any]) -> None:
-        """Partitions revoked: their next position comes from the group again."""
+        """Partitions revoked: if assigned again, their position is asked of the group again
+        (`Positions.begin`)."""
         keys = [(tp.topic, tp.partition) for tp in tps]
         self.positions.forget(keys)
         for key in keys:

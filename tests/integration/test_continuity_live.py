@@ -149,3 +149,43 @@ def test_a_partition_the_check_and_an_agent_begin_at_once_keeps_its_position(
     assert lag == {"survey": 0}
     assert again == [] and continuity.recovered == 0
     assert continuity.positions.next[(topic, 0)] == 3
+
+
+def test_a_partition_assigned_again_starts_where_the_worker_had_got_to(
+    settings: Settings,
+) -> None:
+    """After a rebalance Faust starts a partition again from the group's commit: what this
+    worker applied past it is dropped, not applied again; but a partition another worker
+    took further meanwhile starts from that worker's commit."""
+    topic = settings.topic("login")
+    produce(settings, topic, 0, 6)
+    produce(settings, topic, 1, 12)
+    committer = KafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=settings.app_id,
+        enable_auto_commit=False,
+    )
+    ours, theirs = TopicPartition(topic, 0), TopicPartition(topic, 1)
+    committer.assign([ours, theirs])
+    committer.commit({ours: OffsetAndMetadata(2, "", -1), theirs: OffsetAndMetadata(2, "", -1)})
+    continuity = Continuity(Reader(settings), {topic: "login"}, stall_seconds=60)
+
+    async def run() -> tuple[list[Any], list[Any]]:
+        await continuity.in_order([delivered(topic, 0, o) for o in range(2, 6)])
+        await continuity.in_order([delivered(topic, 1, o) for o in range(2, 4)])
+        continuity.forget([ours, theirs])
+        # Meanwhile another worker applied partition 1 up to offset 9 and committed 10.
+        committer.commit({theirs: OffsetAndMetadata(10, "", -1)})
+        again = await continuity.in_order([delivered(topic, 0, o) for o in range(2, 6)])
+        taken = await continuity.in_order([delivered(topic, 1, o) for o in range(10, 12)])
+        return again, taken
+
+    try:
+        again, taken = asyncio.run(run())
+    finally:
+        continuity.reader.close()
+        committer.close()
+    assert again == []  # 2-5 applied already by this worker
+    assert [o for o, _, _ in offsets_and_values(taken)] == [10, 11]
+    assert continuity.recovered == 0
+    assert continuity.positions.next == {(topic, 0): 6, (topic, 1): 12}
