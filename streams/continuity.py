@@ -255,8 +255,8 @@ class Continuity:
             await process(kind, [Carrier(f) for f in fetched])
 
     def forget(self, tps: Iterable[Any]) -> None:
-        """Partitions revoked: if assigned again, their position is asked of the group again
-        (`Positions.begin`)."""
+        """Partitions revoked: if assigned again, they start from the later of the group's
+        commit and where they had got to (`Positions.begin`)."""
         keys = [(tp.topic, tp.partition) for tp in tps]
         self.positions.forget(keys)
         for key in keys:

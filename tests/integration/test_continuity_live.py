@@ -23,6 +23,18 @@ def produce(settings: Settings, topic: str, partition: int, n: int) -> None:
     producer.close()
 
 
+def commit(settings: Settings, offsets: dict[TopicPartition, int]) -> None:
+    """Commit `offsets` for the worker's consumer group, as a worker of it would."""
+    committer = KafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=settings.app_id,
+        enable_auto_commit=False,
+    )
+    committer.assign(list(offsets))
+    committer.commit({tp: OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()})
+    committer.close()
+
+
 def delivered(topic: str, partition: int, offset: int) -> Any:
     """What Faust hands an agent: an event whose message has topic, partition and offset."""
     return SimpleNamespace(message=SimpleNamespace(topic=topic, partition=partition, offset=offset))
@@ -58,15 +70,7 @@ def test_skipped_messages_are_read_in_their_place_and_applied_ones_dropped(
 def test_the_first_position_is_the_groups_committed_offset(settings: Settings) -> None:
     topic = settings.topic("login")
     produce(settings, topic, 1, 6)
-    committer = KafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
-        group_id=settings.app_id,
-        enable_auto_commit=False,
-    )
-    tp = TopicPartition(topic, 1)
-    committer.assign([tp])
-    committer.commit({tp: OffsetAndMetadata(4, "", -1)})
-    committer.close()
+    commit(settings, {TopicPartition(topic, 1): 4})
     continuity = Continuity(Reader(settings), {topic: "login"}, stall_seconds=60)
     try:
         ordered = asyncio.run(continuity.in_order([delivered(topic, 1, 5)]))
@@ -160,14 +164,8 @@ def test_a_partition_assigned_again_starts_where_the_worker_had_got_to(
     topic = settings.topic("login")
     produce(settings, topic, 0, 6)
     produce(settings, topic, 1, 12)
-    committer = KafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
-        group_id=settings.app_id,
-        enable_auto_commit=False,
-    )
     ours, theirs = TopicPartition(topic, 0), TopicPartition(topic, 1)
-    committer.assign([ours, theirs])
-    committer.commit({ours: OffsetAndMetadata(2, "", -1), theirs: OffsetAndMetadata(2, "", -1)})
+    commit(settings, {ours: 2, theirs: 2})
     continuity = Continuity(Reader(settings), {topic: "login"}, stall_seconds=60)
 
     async def run() -> tuple[list[Any], list[Any]]:
@@ -175,7 +173,7 @@ def test_a_partition_assigned_again_starts_where_the_worker_had_got_to(
         await continuity.in_order([delivered(topic, 1, o) for o in range(2, 4)])
         continuity.forget([ours, theirs])
         # Meanwhile another worker applied partition 1 up to offset 9 and committed 10.
-        committer.commit({theirs: OffsetAndMetadata(10, "", -1)})
+        commit(settings, {theirs: 10})
         again = await continuity.in_order([delivered(topic, 0, o) for o in range(2, 6)])
         taken = await continuity.in_order([delivered(topic, 1, o) for o in range(10, 12)])
         return again, taken
@@ -184,7 +182,6 @@ def test_a_partition_assigned_again_starts_where_the_worker_had_got_to(
         again, taken = asyncio.run(run())
     finally:
         continuity.reader.close()
-        committer.close()
     assert again == []  # 2-5 applied already by this worker
     assert [o for o, _, _ in offsets_and_values(taken)] == [10, 11]
     assert continuity.recovered == 0
