@@ -81,6 +81,7 @@ class WorkerMetrics:
     republished: Counter
     recounts: Counter
     unreadable_records: Gauge
+    outbox_in_flight: Gauge
     consumer_lag: Gauge
     state_customers: Gauge
     state_bytes: Gauge
@@ -207,6 +208,12 @@ class WorkerMetrics:
                 name("state_records_unreadable"),
                 "Stored customer records the last recount could not decode and left out "
                 "(the customer's next events go to the dead-letter topic as processing errors)",
+                registry=registry,
+            ),
+            outbox_in_flight=Gauge(
+                name("outbox_in_flight"),
+                "Outbox messages (alerts, cancellation labels) sent and not yet confirmed by "
+                "Kafka; stays above 0 while Kafka does not answer",
                 registry=registry,
             ),
             consumer_lag=Gauge(

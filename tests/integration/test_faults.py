@@ -160,6 +160,9 @@ def test_the_worker_resumes_after_the_broker_is_down_for_30_seconds(  # type: ig
     wait_state(worker.url, expected, timeout=300)
 
 
+FREEZES = 20  # tries to freeze the broker while the worker waits to publish something
+
+
 def test_a_worker_killed_while_kafka_stalls_loses_no_alert(  # type: ignore[no-untyped-def]
     settings, start_worker
 ) -> None:
@@ -167,7 +170,11 @@ def test_a_worker_killed_while_kafka_stalls_loses_no_alert(  # type: ignore[no-u
     their customers' new records and before Kafka has the records' changelog or their
     alerts. The worker is killed there, three times; each successor restarts with those
     records in its store (RocksDB) and their events redelivered as duplicates, and publishes
-    the alerts from the records' outboxes. Every alert the final states raised is published."""
+    the alerts from the records' outboxes. Every alert the final states raised is published.
+
+    A freeze where no stored update had anything to publish proves nothing, so the broker is
+    thawed and frozen again until the worker holds unconfirmed outbox messages
+    (`churnstream_outbox_in_flight`); only then is it killed."""
     events = stream(seed=35)
     expected = replay([parse_event_dict(e) for e in events])
     pid = broker_pid()
@@ -182,13 +189,19 @@ def test_a_worker_killed_while_kafka_stalls_loses_no_alert(  # type: ignore[no-u
             "progress before the freeze",
             every=0.05,
         )
-        os.kill(pid, signal.SIGSTOP)
-        try:
-            time.sleep(1.5)  # every agent's batch reaches the changelog flush and waits
-            republished += worker.metric("churnstream_outbox_republished_total")
-            worker.kill()
-        finally:
-            os.kill(pid, signal.SIGCONT)
+        for _ in range(FREEZES):
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                time.sleep(1.5)  # every agent's batch reaches the changelog flush and waits
+                if worker.metric("churnstream_outbox_in_flight") > 0:
+                    republished += worker.metric("churnstream_outbox_republished_total")
+                    worker.kill()
+                    break
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            time.sleep(0.2)  # the stream moves on to other customers
+        else:
+            raise AssertionError(f"no freeze of {FREEZES} caught an alert unconfirmed")
         worker = start_worker(settings, name=f"restart{kill + 1}")
     wait_state(worker.url, expected)
     alerts = [

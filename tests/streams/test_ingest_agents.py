@@ -96,9 +96,12 @@ def test_an_outbox_another_incarnation_stored_is_published_again_once() -> None:
     record.outbox = Outbox("dead0000", [Message("risk-changes", "a1", alert)])
     wiring.state.data[b"c1"] = orjson.dumps(record.to_dict())
     stored: list[dict] = []  # type: ignore[type-arg]
+    reg = wiring.metrics.registry
+    in_flight: list[float | None] = []
 
     async def send(*, key: bytes, value: bytes) -> asyncio.Future[None]:
         stored.append(orjson.loads(wiring.state.data[b"c1"]))  # what was stored before
+        in_flight.append(reg.get_sample_value("churnstream_outbox_in_flight"))
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         done.set_result(None)
         return done
@@ -125,7 +128,9 @@ def test_an_outbox_another_incarnation_stored_is_published_again_once() -> None:
     assert "outbox" not in orjson.loads(wiring.state.data[b"c1"])
     assert orjson.loads(wiring.state.data[b"c1"])["counts"] == {"login": 2}
     assert not wiring.in_flight
-    reg = wiring.metrics.registry
+    # The gauge showed the alert while its send was unconfirmed, and nothing after.
+    assert in_flight == [1.0]
+    assert reg.get_sample_value("churnstream_outbox_in_flight") == 0
     assert reg.get_sample_value("churnstream_outbox_republished_total") == 1
     assert reg.get_sample_value("churnstream_alerts_emitted_total", {"kind": "band_change"}) == 1
 
