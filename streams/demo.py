@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from itertools import groupby
 from pathlib import Path
@@ -27,6 +27,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+from churnstream.models.scoring import REPEATED_ID
 from churnstream.schemas.records import RiskChange
 from churnstream.streams.malformed import malformed_messages
 from churnstream.streams.producing import produce_events
@@ -57,6 +58,31 @@ def scrape(url: str) -> dict[str, float]:
     for sample in samples(url):
         totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
     return totals
+
+
+def settled(found: Iterable[Sample]) -> float:
+    """How many of the produced events a worker is done with, from its /metrics samples:
+    applied, dropped as a repeat of an applied event id, or dead-lettered as too late. A
+    message redelivered after it was applied (a duplicate with cause `redelivery`) is not
+    counted again.
+
+    >>> settled(text_samples('''
+    ... churnstream_events_processed_total{type="login"} 5.0
+    ... churnstream_events_duplicate_total{type="login",cause="event_id"} 2.0
+    ... churnstream_events_duplicate_total{type="login",cause="redelivery"} 4.0
+    ... churnstream_events_invalid_total{reason="too_late"} 1.0
+    ... churnstream_events_invalid_total{reason="invalid_json"} 3.0
+    ... '''))
+    8.0
+    """
+    counted = {
+        "churnstream_events_processed_total": {},
+        "churnstream_events_duplicate_total": {"cause": REPEATED_ID},
+        "churnstream_events_invalid_total": {"reason": "too_late"},
+    }
+    return sum(
+        s.value for s in found if s.name in counted and counted[s.name].items() <= s.labels.items()
+    )
 
 
 def scrape_or_empty(url: str) -> dict[str, float]:
@@ -126,11 +152,10 @@ def run_demo(settings: Settings, customers: int, days: int, seed: int, keep_brok
 
             def caught_up(n: int) -> Callable[[], bool]:
                 def check() -> bool:
-                    m = scrape_or_empty(f"{url}/metrics")
-                    done = m.get("churnstream_events_processed_total", 0) + m.get(
-                        "churnstream_events_duplicate_total", 0
-                    )
-                    return done >= n
+                    try:
+                        return settled(samples(f"{url}/metrics")) >= n
+                    except OSError:
+                        return False
 
                 return check
 
