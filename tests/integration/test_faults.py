@@ -212,3 +212,5 @@ def test_a_worker_killed_while_kafka_stalls_loses_no_alert(  # type: ignore[no-u
     assert alerts_missing(live, alerts) == {}
     republished += worker.metric("churnstream_outbox_republished_total")
     assert republished > 0  # the successors did publish alerts their predecessor had not
+    # Kafka confirmed everything: nothing is left waiting (the gauge the kills relied on).
+    wait_for(lambda: worker.metric("churnstream_outbox_in_flight") == 0, 30, "no unconfirmed alert")
