@@ -151,7 +151,6 @@ async def handle_batch(wiring: Wiring, event_type: str, records: list[Any]) -> N
                     await wiring.model_examples.send(
                         key=customer_id.encode(), value=snapshot_message(outcome.snapshot)
                     )
-    metrics.outbox_in_flight.set(len(wiring.in_flight))
     metrics.changelog_records.inc(await wiring.changelog.flush())
     await publish_outbox(wiring, publish)
     if records:
@@ -194,7 +193,6 @@ async def publish_outbox(wiring: Wiring, publish: list[tuple[str, Message]]) -> 
         wiring.in_flight[m.id] -= 1
         if not wiring.in_flight[m.id]:
             del wiring.in_flight[m.id]
-    wiring.metrics.outbox_in_flight.set(len(wiring.in_flight))
 
 
 async def handle_in_order(wiring: Wiring, event_type: str, records: list[Any]) -> None:

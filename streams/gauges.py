@@ -1,5 +1,6 @@
 """Gauges refreshed on a timer: state size, bands, segments, business metrics (the backlog
-gauge is set by the partition check in `streams.agents`).
+gauge is set by the partition check in `streams.agents`), and the outbox's in-flight count,
+read at each scrape.
 
 The per-customer ones (customers by band and segment, state size, lifetime value, and the
 accounts a month's opening cohort is taken from) count the customers whose records this
@@ -70,6 +71,9 @@ async def recount(wiring: Wiring) -> int:
 
 
 def register(wiring: Wiring) -> None:
+    # Read at every scrape: the outbox messages sent and not yet confirmed (`streams.agents`).
+    wiring.metrics.outbox_in_flight.set_function(lambda: len(wiring.in_flight))
+
     @wiring.app.task
     async def describe_runtime() -> None:
         wiring.metrics.runtime.info({"event_loop": running_loop_name()})
