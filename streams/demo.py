@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from itertools import groupby
 from pathlib import Path
@@ -60,6 +60,23 @@ def scrape(url: str) -> dict[str, float]:
     return totals
 
 
+def total(found: Iterable[Sample], wanted: Mapping[str, Mapping[str, str]]) -> float:
+    """The sum of the samples whose name is in `wanted` and whose labels include the labels
+    `wanted` gives for that name (a subset: other labels are summed over).
+
+    >>> total(text_samples('''
+    ... churnstream_alerts_emitted_total{kind="band_change"} 2.0
+    ... churnstream_alerts_emitted_total{kind="churn_risk"} 3.0
+    ... churnstream_events_processed_total{type="login"} 5.0
+    ... '''), {"churnstream_alerts_emitted_total": {"kind": "churn_risk"}})
+    3.0
+    """
+    return sum(
+        (s.value for s in found if s.name in wanted and wanted[s.name].items() <= s.labels.items()),
+        0.0,
+    )
+
+
 def settled(found: Iterable[Sample]) -> float:
     """How many of the produced events a worker is done with, from its /metrics samples:
     applied, dropped as a repeat of an applied event id, or dead-lettered as too late. A
@@ -80,9 +97,7 @@ def settled(found: Iterable[Sample]) -> float:
         "churnstream_events_duplicate_total": {"cause": REPEATED_ID},
         "churnstream_events_invalid_total": {"reason": "too_late"},
     }
-    return sum(
-        s.value for s in found if s.name in counted and counted[s.name].items() <= s.labels.items()
-    )
+    return total(found, counted)
 
 
 def scrape_or_empty(url: str) -> dict[str, float]:

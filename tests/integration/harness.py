@@ -17,7 +17,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
-from churnstream.streams.demo import text_samples
+from churnstream.streams.demo import text_samples, total
 from churnstream.streams.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -110,11 +110,7 @@ class WorkerProcess:
         """The sum of the samples called `name` (that have `labels`, if given); 0 while
         the worker does not answer."""
         text = http_get(f"{self.url}/metrics")[1].decode()
-        wanted = (labels or {}).items()
-        matching = (
-            s.value for s in text_samples(text) if s.name == name and wanted <= s.labels.items()
-        )
-        return sum(matching, 0.0)
+        return total(text_samples(text), {name: labels or {}})
 
     def tail(self, n: int = 40) -> str:
         lines = self.log_path.read_text(errors="replace").splitlines()
