@@ -8,15 +8,19 @@
 4. The time to rebuild that worker's state from the changelog after its data is deleted,
    and how long the rebuilt worker then took to count its customers again (its log).
 5. Two workers in one consumer group.
-6. Event-to-alert latency: a fresh worker fed at half the one-worker rate
+6. One worker again, as in 3 (a new consumer group, an empty store): the two-worker phase is
+   compared with the mean of the one-worker rates either side of it, so that a machine
+   whose speed drifts in one direction over the round (a shared VM's does) moves both sides
+   of the ratio alike.
+7. Event-to-alert latency: a fresh worker fed at half the one-worker rate
    (`churnstream.streams.latency`).
 
 For 3 and 5 it reports the CPU the workers used (their `process_cpu_seconds_total`), the
 broker's, and the machine's busy CPU (every process's, the bench's too, from /proc/stat) in
 the same time, in cores: whether two workers had the cores to run twice as fast.
 
-With `repeat` above 1, steps 2, 3, 5 and 6 run that many times (2, 3 and 5 over the same
-loaded topics, with new consumer groups and empty stores; 6 on new topics at half the
+With `repeat` above 1, steps 2, 3, 5, 6 and 7 run that many times (2, 3, 5 and 6 over the
+same loaded topics, with new consumer groups and empty stores; 7 on new topics at half the
 round's own one-worker rate), in that order each time. The rates, ratios and latencies
 reported are the medians over these rounds (each ratio taken within its round), and `rounds`
 lists every round's figures: one run's figures vary by several per cent on a shared
@@ -409,27 +413,39 @@ def two_workers(settings: Settings, workdir: Path, total: int) -> Phase | str:
             w.stop()
 
 
-def round_figures(total: int, raw: float, one: Phase, two: Phase | str) -> dict[str, Any]:
-    """One round's rates, ratios and cores (`two` is why it stalled, if it did).
+def round_figures(
+    total: int, raw: float, one: Phase, two: Phase | str, one_after: Phase
+) -> dict[str, Any]:
+    """One round's rates, ratios and cores (`two` is why it stalled, if it did). `one` and
+    `one_after` are the one-worker phases before and after the two-worker one:
+    `two_over_one` divides by the mean of their rates, `two_over_one_before` by the first
+    alone (as rounds before the second phase existed did).
 
-    >>> one = Phase(10.0, (10.0,), 11.0, 1.0)
+    >>> one, after = Phase(10.0, (10.0,), 11.0, 1.0), Phase(12.5, (12.5,), 13.0, 1.0)
     >>> two = Phase(5.0, (4.5, 4.5), 10.0, 0.5)
-    >>> f = round_figures(1000, 400.0, one, two)
-    >>> f["one_worker_events_per_s"], f["two_over_one"], f["two_workers_broker_cores"]
-    (100, 2.0, 0.1)
-    >>> round_figures(1000, 400.0, one, "no progress")["two_over_one"] is None
+    >>> f = round_figures(1000, 400.0, one, two, after)
+    >>> f["one_worker_events_per_s"], f["one_worker_after_events_per_s"]
+    (100, 80)
+    >>> f["two_over_one"], f["two_over_one_before"], f["two_workers_broker_cores"]
+    (2.222, 2.0, 0.1)
+    >>> round_figures(1000, 400.0, one, "no progress", after)["two_over_one"] is None
     True
     """
-    one_rate = total / one.seconds
+    one_rate, after_rate = total / one.seconds, total / one_after.seconds
     phase = None if isinstance(two, str) else two
     two_rate = total / phase.seconds if phase else None
     return {
         "raw_consumer_events_per_s": round(raw),
         "one_worker_events_per_s": round(one_rate),
         "two_workers_events_per_s": round(two_rate) if two_rate else None,
+        "one_worker_after_events_per_s": round(after_rate),
         "one_worker_over_raw": round(one_rate / raw, 3),
-        "two_over_one": round(two_rate / one_rate, 3) if two_rate else None,
+        "two_over_one": (
+            round(two_rate / statistics.mean((one_rate, after_rate)), 3) if two_rate else None
+        ),
+        "two_over_one_before": round(two_rate / one_rate, 3) if two_rate else None,
         "one_worker_cpu_cores": one.worker_cores()[0],
+        "one_worker_after_cpu_cores": one_after.worker_cores()[0],
         "one_worker_broker_cores": one.broker_cores(),
         "one_worker_machine_busy_cores": one.machine_cores(),
         "two_workers_cpu_cores": phase.worker_cores() if phase else None,
@@ -507,7 +523,12 @@ def _run_phases(
         shutil.rmtree(one.data_dir, ignore_errors=True)
         two = settings.model_copy(update={"app_id": f"{ns}-two{suffix}"})
         create_topics(two)
-        figures = round_figures(sent, raw, ones[-1].phase, two_workers(two, workdir, sent))
+        pair = two_workers(two, workdir, sent)
+        after = one.model_copy(update={"app_id": f"{ns}-one-after{suffix}"})
+        create_topics(after)
+        one_after = one_worker(after, workdir, sent).phase
+        shutil.rmtree(after.data_dir, ignore_errors=True)
+        figures = round_figures(sent, raw, ones[-1].phase, pair, one_after)
         lat = settings.model_copy(
             update={
                 "topic_prefix": f"{ns}-lat{suffix}",

@@ -7,6 +7,8 @@ import os
 import statistics
 from pathlib import Path
 
+import pytest
+
 from churnstream.streams.bench import run_bench
 from churnstream.streams.latency import paced_alert_latency
 from churnstream.streams.settings import Settings
@@ -45,6 +47,12 @@ def test_bench_runs_every_phase_and_reports_them(settings: Settings, tmp_path: P
         assert result["repeat"] == len(rounds) == repeat
         for r in rounds:
             check_rates(r)
+            # Two workers over the mean of the one-worker rates either side of them, and
+            # over the first alone.
+            one, after = r["one_worker_events_per_s"], r["one_worker_after_events_per_s"]
+            two = r["two_workers_events_per_s"]
+            assert r["two_over_one"] == pytest.approx(two / ((one + after) / 2), abs=0.01)
+            assert r["two_over_one_before"] == pytest.approx(two / one, abs=0.01)
         for key in ("one_worker_events_per_s", "two_over_one", "one_worker_broker_cores"):
             assert result[key] == statistics.median(r[key] for r in rounds), key
         p99 = [r["latency_at_half_load"]["p99_ms"] for r in rounds]
@@ -69,7 +77,13 @@ def check_bench(result: dict) -> None:  # type: ignore[type-arg]
 
 def check_rates(figures: dict) -> None:  # type: ignore[type-arg]
     """A round's rates and cores, or their medians."""
-    for key in ("raw_consumer_events_per_s", "one_worker_events_per_s", "two_workers_events_per_s"):
+    for key in (
+        "raw_consumer_events_per_s",
+        "one_worker_events_per_s",
+        "two_workers_events_per_s",
+        "one_worker_after_events_per_s",
+        "one_worker_after_cpu_cores",
+    ):
         assert figures[key] > 0, key
     assert figures["two_workers_stalled"] is None
     # CPU in cores over each phase: the workers' and the broker's own within the machine's
