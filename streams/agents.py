@@ -112,7 +112,7 @@ async def handle_batch(wiring: Wiring, event_type: str, records: list[Any]) -> N
     processed = metrics.events_processed.labels(type=event_type)
     publish: list[tuple[str, Message]] = []  # after the changelog has the records
     for customer_id, items in by_customer.items():
-        outcomes: list[tuple[Any, Outcome]] = []
+        outcomes: list[tuple[Any, Event, Outcome]] = []
         try:
             current = items[-1][0]
             with acting_for(current):
@@ -124,8 +124,7 @@ async def handle_batch(wiring: Wiring, event_type: str, records: list[Any]) -> N
                     outcome = step(
                         customer, event, (m.topic, m.partition, m.offset), wiring.context
                     )
-                    tally(wiring.business, customer, event, outcome, wiring.context)
-                    outcomes.append((m, outcome))
+                    outcomes.append((m, event, outcome))
                     new += publications(customer_id, outcome)
                 customer.outbox.add(new)
                 store_record(wiring, customer, current.message)
@@ -138,9 +137,12 @@ async def handle_batch(wiring: Wiring, event_type: str, records: list[Any]) -> N
                 reason = f"{type(exc).__name__}: {exc}"
                 await send_dead_letter(wiring, record.message, "processing_error", reason)
             continue
+        # Counted only now that the record is stored: a customer that failed above has all
+        # its batch dead-lettered, and none of it in the aggregates.
+        count_applied(wiring, customer, [(e, o) for _, e, o in outcomes])
         metrics.republished.inc(len(again))
         publish += [(customer_id, m) for m in sending]
-        for message, outcome in outcomes:
+        for message, _, outcome in outcomes:
             if outcome.status == "duplicate":
                 metrics.events_duplicate.labels(type=event_type, cause=outcome.reason).inc()
             elif outcome.status == "too_late":
@@ -156,6 +158,18 @@ async def handle_batch(wiring: Wiring, event_type: str, records: list[Any]) -> N
     if records:
         per_event = (time.perf_counter() - started) / len(records)
         metrics.processing_seconds.labels(type=event_type).observe(per_event)
+
+
+def count_applied(
+    wiring: Wiring, customer: CustomerRecord, applied: list[tuple[Event, Outcome]]
+) -> None:
+    """Count a stored customer's applied events in the customer-success aggregates; a bug
+    here is logged, and leaves the events applied (the aggregates are derived from them)."""
+    try:
+        for event, outcome in applied:
+            tally(wiring.business, customer, event, outcome, wiring.context)
+    except Exception:
+        log.exception("counting customer %s in the aggregates failed", customer.customer_id)
 
 
 def observe_delay(wiring: Wiring, event_type: str, records: list[Any]) -> None:

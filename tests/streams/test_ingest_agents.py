@@ -15,6 +15,7 @@ from fake_producer import FakeProducer
 from churnstream.models.outbox import Message, Outbox
 from churnstream.models.scoring import CustomerRecord
 from churnstream.schemas.records import DeadLetter
+from churnstream.streams import agents
 from churnstream.streams.agents import finish_even_if_stopped
 from churnstream.streams.app import create_app, faust_worker, running_loop_name, use_event_loop
 from churnstream.streams.changelog import Changelog, ChangelogNotWritten
@@ -188,6 +189,63 @@ def test_invalid_messages_go_to_dead_letter_and_the_agent_goes_on() -> None:
     assert orjson.loads(wiring.state[b"c1"])["counts"] == {"usage": 1}
     reg = wiring.metrics.registry
     assert reg.get_sample_value("churnstream_events_invalid_total", {"reason": "wrong_topic"}) == 1
+
+
+def test_a_customer_that_fails_mid_batch_is_dead_lettered_and_counted_nowhere() -> None:
+    """c1's second survey of a batch raises: both of c1's surveys are dead-lettered, its
+    record is not stored, and neither is in the aggregates (its first was applied in memory
+    before the second failed); c2's survey in the same batch is stored and counted."""
+    wiring, send = _wiring(batch_within=0.3)
+    agent = wiring.app.agents["churnstream.survey-events"]
+    reg, business = wiring.metrics.registry, wiring.business
+    survey = {**LOGIN, "type": "survey", "kind": "nps", "score": 10}
+    real_step = agents.step
+
+    def step(record, event, source, ctx):  # type: ignore[no-untyped-def]
+        if event.event_id == "s2":
+            raise RuntimeError("a bug on s2")
+        return real_step(record, event, source, ctx)
+
+    async def run() -> None:
+        async with agent.test_context() as a:
+            for event_id, customer in (("s1", "c1"), ("s2", "c1"), ("s3", "c2")):
+                event = {**survey, "event_id": event_id, "customer_id": customer}
+                await a.put(orjson.dumps(event), key=customer.encode(), wait=False)
+            for _ in range(200):
+                if send.call_count == 2 and reg.get_sample_value(PROCESSED, {"type": "survey"}):
+                    break
+                await asyncio.sleep(0.01)
+
+    with mock.patch.object(agents, "step", side_effect=step):
+        asyncio.run(run())
+    letters = [DeadLetter.model_validate_json(c.kwargs["value"]) for c in send.call_args_list]
+    assert [d.error_code for d in letters] == ["processing_error"] * 2
+    assert {d.reason for d in letters} == {"RuntimeError: a bug on s2"}
+    assert b"c1" not in wiring.state.data and b"c2" in wiring.state.data
+    assert reg.get_sample_value(PROCESSED, {"type": "survey"}) == 1
+    assert business.nps_answers == 1 and business.promoters == 1  # c2's alone
+    assert set(business.segments) == set(business.bands) == {"c2"}
+
+
+def test_a_bug_in_the_aggregates_leaves_the_event_applied() -> None:
+    """Counting a stored customer's events raises, in two batches: logged; each event stays
+    applied and is not dead-lettered, and the agent goes on to the next batch."""
+    wiring, send = _wiring()
+    agent = wiring.app.agents["churnstream.login-events"]
+
+    async def run() -> None:
+        async with agent.test_context() as a:
+            await a.put(orjson.dumps(LOGIN), key=b"c1")
+            await asyncio.sleep(0.3)  # the first batch finishes before the second is read
+            await a.put(orjson.dumps({**LOGIN, "event_id": "e2"}), key=b"c1")
+
+    with mock.patch.object(agents, "tally", side_effect=RuntimeError("a bug")) as tally:
+        asyncio.run(run())
+    assert tally.call_count == 2
+    send.assert_not_called()
+    assert orjson.loads(wiring.state[b"c1"])["counts"] == {"login": 2}
+    assert wiring.metrics.registry.get_sample_value(PROCESSED, {"type": "login"}) == 2
+    assert not wiring.business.segments
 
 
 def test_a_refused_changelog_batch_stops_the_worker_without_acknowledging() -> None:
