@@ -351,8 +351,8 @@ class OneWorker:
     gc_frozen_objects: float
 
 
-def one_worker(settings: Settings, workdir: Path, total: int) -> OneWorker:
-    w = Worker(settings, "one", workdir)
+def one_worker(settings: Settings, workdir: Path, total: int, name: str = "one") -> OneWorker:
+    w = Worker(settings, name, workdir)  # its log: `workdir`/`name`.log
     try:
         phase = wait_processed([w], total, broker=broker_pid())
         time.sleep(6)  # the gauges refresh every 5 s
@@ -526,7 +526,7 @@ def _run_phases(
         pair = two_workers(two, workdir, sent)
         after = one.model_copy(update={"app_id": f"{ns}-one-after{suffix}"})
         create_topics(after)
-        one_after = one_worker(after, workdir, sent).phase
+        one_after = one_worker(after, workdir, sent, name="one-after").phase
         shutil.rmtree(after.data_dir, ignore_errors=True)
         figures = round_figures(sent, raw, ones[-1].phase, pair, one_after)
         lat = settings.model_copy(

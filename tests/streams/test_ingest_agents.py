@@ -47,6 +47,14 @@ def _wiring(producer: FakeProducer | None = None, **settings: object):  # type: 
     return wiring, send
 
 
+async def two_logins_in_two_batches(agent) -> None:  # type: ignore[no-untyped-def]
+    """c1's logins e1 and e2 through `agent`'s test context, one batch each."""
+    async with agent.test_context() as a:
+        await a.put(orjson.dumps(LOGIN), key=b"c1")
+        await asyncio.sleep(0.3)  # the first batch finishes before the second is read
+        await a.put(orjson.dumps({**LOGIN, "event_id": "e2"}), key=b"c1")
+
+
 def test_valid_event_counts_and_redelivery_changes_nothing() -> None:
     producer = FakeProducer()
     wiring, send = _wiring(producer)
@@ -112,13 +120,7 @@ def test_an_outbox_another_incarnation_stored_is_published_again_once() -> None:
     )
     agent = wiring.app.agents["churnstream.login-events"]
 
-    async def run() -> None:
-        async with agent.test_context() as a:
-            await a.put(orjson.dumps(LOGIN), key=b"c1")
-            await asyncio.sleep(0.3)  # the first batch finishes before the second is read
-            await a.put(orjson.dumps({**LOGIN, "event_id": "e2"}), key=b"c1")
-
-    asyncio.run(run())
+    asyncio.run(two_logins_in_two_batches(agent))
     [call] = wiring.risk_changes.send.await_args_list  # type: ignore[attr-defined]
     assert call.kwargs == {"key": b"c1", "value": orjson.dumps(alert)}
     # Stored under this worker before it was sent; dropped by the next update once sent.
@@ -233,14 +235,8 @@ def test_a_bug_in_the_aggregates_leaves_the_event_applied() -> None:
     wiring, send = _wiring()
     agent = wiring.app.agents["churnstream.login-events"]
 
-    async def run() -> None:
-        async with agent.test_context() as a:
-            await a.put(orjson.dumps(LOGIN), key=b"c1")
-            await asyncio.sleep(0.3)  # the first batch finishes before the second is read
-            await a.put(orjson.dumps({**LOGIN, "event_id": "e2"}), key=b"c1")
-
     with mock.patch.object(agents, "tally", side_effect=RuntimeError("a bug")) as tally:
-        asyncio.run(run())
+        asyncio.run(two_logins_in_two_batches(agent))
     assert tally.call_count == 2
     send.assert_not_called()
     assert orjson.loads(wiring.state[b"c1"])["counts"] == {"login": 2}
