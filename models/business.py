@@ -7,7 +7,10 @@ band and segment; the average lifetime value.
 
 A month's opening cohort (customers and MRR) is taken when the first event of that month
 arrives; events that arrive after that but belong to the month before count in the new
-month. Each worker aggregates the customers of its own partitions; Prometheus sums workers.
+month. Each worker aggregates the customers of its own partitions. The rates do not add up
+over workers, so `report()` also gives the counts and sums behind each one (answers,
+promoters, trials, lifetime values, a month's opening cohort): Prometheus sums those over
+workers and divides (`deploy/prometheus/rules.yml`).
 
 >>> b = BusinessMetrics()
 >>> b.observe_survey("csat", 5); b.observe_survey("csat", 2); b.observe_survey("nps", 10)
@@ -212,13 +215,18 @@ class BusinessMetrics:
             "segments": self.count_by(self.segments),
             "csat": self.csat(),
             "csat_answers": self.csat_answers,
+            "csat_satisfied": self.csat_satisfied,
             "nps": self.nps(),
             "nps_answers": self.nps_answers,
+            "nps_promoters": self.promoters,
+            "nps_detractors": self.detractors,
             "trials_started": self.trials_started,
             "trials_converted": self.trials_converted,
             "trial_conversion_rate": (
                 self.trials_converted / self.trials_started if self.trials_started else None
             ),
             "average_lifetime_value": sum(ltvs) / len(ltvs) if ltvs else None,
+            "lifetime_value_sum": sum(ltvs),
+            "lifetime_value_customers": len(ltvs),
             "months": {m: v.report() for m, v in sorted(self.months.items())},
         }

@@ -11,6 +11,7 @@ No customer ids in label values: labels are event types, reasons, kinds and band
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,8 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
 )
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 DELAY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0, 600.0)
@@ -50,18 +53,72 @@ def process_registry() -> CollectorRegistry:
 
 
 # Customer-success aggregates (this worker's customers; monthly ones for the latest month).
+# The rates are this worker's alone: an average of them over workers weighs a worker with 10
+# answers like one with 10,000. The fleet's rates divide sums of the counts below
+# (`deploy/prometheus/rules.yml` records them as `churnstream:<rate>:fleet`).
 BUSINESS_GAUGES = {
-    "csat": "CSAT: share of answers 4 or 5, 0-1",
-    "nps": "Net promoter score, -100 to 100",
-    "trial_conversion_rate": "Trials that became paying, 0-1",
-    "average_lifetime_value": "Average customer lifetime value",
-    "logo_churn_rate": "Customers lost this month over those at its start",
-    "retention_rate": "1 - logo churn rate, this month",
-    "gross_revenue_retention": "GRR this month: (start MRR - churn - contraction) / start MRR",
-    "net_revenue_retention": "NRR this month: GRR plus expansion",
+    "csat": "This worker's CSAT: share of answers 4 or 5, 0-1",
+    "nps": "This worker's net promoter score, -100 to 100",
+    "trial_conversion_rate": "This worker's trials that became paying, 0-1",
+    "average_lifetime_value": "Average lifetime value of this worker's customers",
+    "logo_churn_rate": "This worker's customers lost this month over those at its start",
+    "retention_rate": "1 - logo churn rate, this month, this worker's customers",
+    "gross_revenue_retention": "This worker's GRR this month: (start MRR - churn - contraction) "
+    "/ start MRR",
+    "net_revenue_retention": "This worker's NRR this month: GRR plus expansion",
     "expansion_mrr": "MRR gained from upgrades this month",
     "churned_mrr": "MRR lost to cancellations this month",
 }
+# Counts since the worker started (`BusinessMetrics.report()` key -> help): they only grow
+# while it lives, so they are counters (`_total`), summed over workers, and `increase()`
+# gives a window's answers across restarts.
+BUSINESS_COUNTERS = {
+    "csat_answers": "CSAT answers applied since the worker started",
+    "csat_satisfied": "CSAT answers of 4 or 5 applied since the worker started",
+    "nps_answers": "NPS answers applied since the worker started",
+    "nps_promoters": "NPS answers of 9 or 10 applied since the worker started",
+    "nps_detractors": "NPS answers of 0 to 6 applied since the worker started",
+    "trials_started": "Trials started since the worker started",
+    "trials_converted": "Trials that became paying since the worker started",
+}
+# Sums over this worker's customers, for the fleet's averages and monthly rates.
+BUSINESS_SUMS = {
+    "lifetime_value_sum": "Sum of the lifetime values of this worker's customers",
+    "lifetime_value_customers": "This worker's customers with a lifetime value",
+    "month_start_customers": "Paying customers at the start of this month (its cohort)",
+    "month_start_mrr": "MRR of this month's cohort at its start",
+    "month_churned_customers": "Customers of this month's cohort lost this month",
+    "month_contraction_mrr": "MRR lost to downgrades this month",
+}
+
+
+class ReportedCounters(Collector):
+    """Counters whose values are counted elsewhere and handed over whole (`set`), read at each
+    scrape: `BusinessMetrics` keeps the counts, this only shows them.
+
+    >>> r = CollectorRegistry()
+    >>> c = ReportedCounters({"answers": "Answers"}, r, prefix="x")
+    >>> c.set({"answers": 3, "other": 9})
+    >>> r.get_sample_value("x_answers_total")
+    3.0
+    """
+
+    def __init__(self, help_texts: dict[str, str], registry: CollectorRegistry, prefix: str):
+        self._help = {f"{prefix}_{k}": (k, h) for k, h in help_texts.items()}
+        self._values: dict[str, float] = dict.fromkeys(help_texts, 0.0)
+        registry.register(self)
+
+    def set(self, values: dict[str, Any]) -> None:
+        # One assignment: a scrape on the metrics thread sees the old counts or the new.
+        self._values = {k: float(values[k]) for k in self._values}
+
+    def collect(self) -> Iterable[Metric]:
+        values = self._values
+        for name, (key, help_text) in self._help.items():
+            yield CounterMetricFamily(name, help_text, value=values[key])
+
+    def describe(self) -> Iterable[Metric]:
+        return self.collect()
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +145,8 @@ class WorkerMetrics:
     customers_by_band: Gauge
     customers_by_segment: Gauge
     business: dict[str, Gauge]
+    business_counts: ReportedCounters
+    business_sums: dict[str, Gauge]
     model_version: Gauge
     gc_frozen_objects: Gauge
     runtime: Info
@@ -116,6 +175,17 @@ class WorkerMetrics:
         for key, value in values.items():
             if value is not None:
                 self.business[key].set(value)
+        self.business_counts.set(report)
+        sums = {
+            "lifetime_value_sum": report["lifetime_value_sum"],
+            "lifetime_value_customers": report["lifetime_value_customers"],
+            "month_start_customers": month.get("start_customers", 0),
+            "month_start_mrr": month.get("start_mrr", 0.0),
+            "month_churned_customers": month.get("churned_customers", 0),
+            "month_contraction_mrr": month.get("contraction_mrr", 0.0),
+        }
+        for key, value in sums.items():
+            self.business_sums[key].set(value)
 
     @classmethod
     def create(cls, registry: CollectorRegistry, prefix: str = "churnstream") -> WorkerMetrics:
@@ -244,6 +314,11 @@ class WorkerMetrics:
             business={
                 key: Gauge(name(key), help_text, registry=registry)
                 for key, help_text in BUSINESS_GAUGES.items()
+            },
+            business_counts=ReportedCounters(BUSINESS_COUNTERS, registry, prefix),
+            business_sums={
+                key: Gauge(name(key), help_text, registry=registry)
+                for key, help_text in BUSINESS_SUMS.items()
             },
             model_version=Gauge(
                 name("worker_model_version"),

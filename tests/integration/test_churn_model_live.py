@@ -1,5 +1,6 @@
 """Two workers and the trainer on the real broker: the model learns, is published, and both
-workers score with its version."""
+workers score with its version; the customer-success counts the two export add up to the
+whole stream's."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from churnstream.models.replay import replay
+from churnstream.schemas.events import parse_event_dict
 from churnstream.streams.demo import scrape
 from churnstream.streams.producing import produce_events
 from churnstream.streams.settings import Settings
@@ -92,6 +95,27 @@ def test_two_workers_and_the_trainer_learn_publish_and_score(  # type: ignore[no
         bodies = wait_for(scored, 60, "customers scored by the model")
         assert all(0 <= b["churn_probability"] <= 1 for b in bodies)
         assert len({b["churn_probability"] for b in bodies}) > 1
+
+        # Each worker counts its own customers; the counts behind CSAT, NPS and trial
+        # conversion, summed over the two, are the whole stream's (the recording rules in
+        # deploy/prometheus/rules.yml divide those sums, not average the workers' rates).
+        whole = replay([parse_event_dict(e) for e in events]).business.report()
+        counts = ["csat_answers", "csat_satisfied", "nps_answers", "nps_promoters"]
+        counts += ["nps_detractors", "trials_started", "trials_converted"]
+
+        def summed() -> dict[str, float]:
+            pages = [scrape(f"{w.url}/metrics") for w in workers]
+            return {k: sum(page[f"churnstream_{k}_total"] for page in pages) for k in counts}
+
+        expected = {k: float(whole[k]) for k in counts}
+        assert expected["nps_answers"] > 0 and expected["trials_started"] > 0
+        wait_for(lambda: summed() == expected, 60, f"the workers' counts to reach {expected}")
+        fleet = summed()
+        nps = 100 * (fleet["nps_promoters"] - fleet["nps_detractors"]) / fleet["nps_answers"]
+        assert abs(nps - whole["nps"]) < 1e-9
+        assert fleet["csat_satisfied"] / fleet["csat_answers"] == whole["csat"]
+        pages = [scrape(f"{w.url}/metrics") for w in workers]
+        assert all(page["churnstream_nps_answers_total"] > 0 for page in pages)  # both count
 
         # The trainer's /metrics: its own series and its process's (CPU, memory).
         trainer_metrics = scrape(f"http://127.0.0.1:{first.trainer_metrics_port}/metrics")

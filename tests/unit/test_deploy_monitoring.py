@@ -18,6 +18,7 @@ from churnstream.streams.trainer import TrainerMetrics
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 METRIC = re.compile(r"\b((?:churnstream|process|python)_[a-z0-9_]+)")
+RECORDED = re.compile(r"\bchurnstream:[a-z0-9_:]+")
 
 
 def exported() -> set[str]:
@@ -48,22 +49,42 @@ def dashboard_queries() -> list[tuple[str, str]]:
     ]
 
 
+def rules() -> list[dict[str, str]]:
+    groups = yaml.safe_load((DEPLOY / "prometheus" / "rules.yml").read_text())["groups"]
+    return [rule for group in groups for rule in group["rules"]]
+
+
+def recorded() -> set[str]:
+    """The series the recording rules make (`churnstream:<rate>:fleet`, ...)."""
+    return {rule["record"] for rule in rules() if "record" in rule}
+
+
 def test_every_dashboard_query_names_exported_metrics() -> None:
     queries = dashboard_queries()
     assert len(queries) >= 25
-    known = exported()
+    known, made = exported(), recorded()
     for title, expr in queries:
-        names = set(METRIC.findall(expr))
-        assert names, f"{title}: no churnstream metric in {expr}"
+        names, rule_names = set(METRIC.findall(expr)), set(RECORDED.findall(expr))
+        assert names | rule_names, f"{title}: no churnstream metric in {expr}"
         assert names <= known, f"{title}: unknown {names - known}"
+        assert rule_names <= made, f"{title}: no rule records {rule_names - made}"
+
+
+def test_the_dashboard_does_not_average_workers_rates() -> None:
+    """A rate averaged over workers weighs a worker with 10 answers like one with 10,000: the
+    customer-success panels show the recording rules that divide sums over workers."""
+    assert {
+        title: expr for title, expr in dashboard_queries() if re.search(r"\bavg\s*\(", expr)
+    } == {}
+    shown = {name for _, expr in dashboard_queries() for name in RECORDED.findall(expr)}
+    assert {"churnstream:nps:fleet", "churnstream:csat:fleet"} <= shown
 
 
 def test_every_rule_names_exported_metrics() -> None:
-    rules = yaml.safe_load((DEPLOY / "prometheus" / "rules.yml").read_text())
-    known = exported()
-    exprs = [r["expr"] for g in rules["groups"] for r in g["rules"]]
-    for expr in exprs:
-        assert set(METRIC.findall(expr)) <= known, expr
+    known, made = exported(), recorded()
+    for rule in rules():
+        assert set(METRIC.findall(rule["expr"])) <= known, rule["expr"]
+        assert set(RECORDED.findall(rule["expr"])) <= made, rule["expr"]
 
 
 def test_no_metric_label_could_carry_a_customer_id() -> None:

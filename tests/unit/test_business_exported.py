@@ -1,0 +1,62 @@
+"""The counts and sums a worker exports behind its customer-success rates: summed over
+workers, they give the whole stream's rates, which the workers' own rates averaged do not."""
+
+from __future__ import annotations
+
+import zlib
+
+from prometheus_client import CollectorRegistry
+
+from churnstream.models.replay import replay
+from churnstream.schemas.events import parse_event_dict
+from churnstream.streams.metrics import BUSINESS_COUNTERS, WorkerMetrics
+from churnstream.streams.simulation import simulate
+
+
+def exported(report: dict) -> CollectorRegistry:  # type: ignore[type-arg]
+    metrics = WorkerMetrics.create(CollectorRegistry())
+    metrics.observe_business(report)
+    return metrics.registry
+
+
+def test_summed_counts_give_the_whole_streams_rates() -> None:
+    events = [parse_event_dict(e) for e in simulate(customers=120, days=90, seed=4)]
+    whole = replay(events).business.report()
+    # Two workers, each with the customers of its own partitions.
+    shares = [
+        replay([e for e in events if zlib.crc32(e.customer_id.encode()) % 2 == part])
+        for part in (0, 1)
+    ]
+    reports = [share.business.report() for share in shares]
+    registries = [exported(report) for report in reports]
+
+    def summed(name: str) -> float:
+        return sum(r.get_sample_value(f"churnstream_{name}") or 0.0 for r in registries)
+
+    for key in BUSINESS_COUNTERS:
+        assert summed(f"{key}_total") == whole[key], key
+    assert whole["nps_answers"] > 0 and whole["trials_started"] > 0
+    promoters, detractors = summed("nps_promoters_total"), summed("nps_detractors_total")
+    nps = 100 * (promoters - detractors) / summed("nps_answers_total")
+    assert abs(nps - whole["nps"]) < 1e-9
+    assert summed("csat_satisfied_total") / summed("csat_answers_total") == whole["csat"]
+    averaged = sum(r["nps"] for r in reports) / 2
+    assert abs(averaged - whole["nps"]) > 0.1  # what the dashboard showed before
+
+    # Each worker's sums are its own report's figures, for its latest month.
+    for report, registry in zip(reports, registries, strict=True):
+        month = report["months"][max(report["months"])]
+        ltvs = registry.get_sample_value("churnstream_lifetime_value_customers")
+        assert ltvs == report["lifetime_value_customers"] > 0
+        assert (
+            registry.get_sample_value("churnstream_lifetime_value_sum")
+            == (report["lifetime_value_sum"])
+        )
+        for key in ("start_customers", "start_mrr", "churned_customers", "contraction_mrr"):
+            assert registry.get_sample_value(f"churnstream_month_{key}") == month[key], key
+
+
+def test_a_worker_without_answers_exports_zero_counts() -> None:
+    registry = exported(replay([]).business.report())
+    assert registry.get_sample_value("churnstream_nps_answers_total") == 0.0
+    assert registry.get_sample_value("churnstream_month_start_customers") == 0.0
