@@ -11,6 +11,7 @@ No customer ids in label values: labels are event types, reasons, kinds and band
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -173,8 +174,9 @@ class WorkerMetrics:
             "churned_mrr": month.get("churned_mrr"),
         }
         for key, value in values.items():
-            if value is not None:
-                self.business[key].set(value)
+            # NaN, not 0 or the last value, while a rate has nothing to divide by (no answers
+            # yet, a month whose cohort is empty).
+            self.business[key].set(math.nan if value is None else value)
         self.business_counts.set(report)
         sums = {
             "lifetime_value_sum": report["lifetime_value_sum"],

@@ -3,10 +3,12 @@ workers, they give the whole stream's rates, which the workers' own rates averag
 
 from __future__ import annotations
 
+import math
 import zlib
 
 from prometheus_client import CollectorRegistry
 
+from churnstream.models.business import Month
 from churnstream.models.replay import replay
 from churnstream.schemas.events import parse_event_dict
 from churnstream.streams.metrics import BUSINESS_COUNTERS, WorkerMetrics
@@ -60,3 +62,18 @@ def test_a_worker_without_answers_exports_zero_counts() -> None:
     registry = exported(replay([]).business.report())
     assert registry.get_sample_value("churnstream_nps_answers_total") == 0.0
     assert registry.get_sample_value("churnstream_month_start_customers") == 0.0
+    # A rate with nothing to divide by is NaN, not 0 (nor the value it had before).
+    assert math.isnan(registry.get_sample_value("churnstream_nps"))
+    assert math.isnan(registry.get_sample_value("churnstream_logo_churn_rate"))
+
+
+def test_a_month_without_a_cohort_does_not_show_the_last_months_churn() -> None:
+    metrics = WorkerMetrics.create(CollectorRegistry())
+    report = replay([]).business.report()
+    january = Month(start_customers=10, churned_customers=1).report()
+    metrics.observe_business(report | {"months": {"2025-01": january}})
+    assert metrics.registry.get_sample_value("churnstream_logo_churn_rate") == 0.1
+    # February opens with no paying customers (say, all in trial): no churn rate yet.
+    metrics.observe_business(report | {"months": {"2025-01": january, "2025-02": Month().report()}})
+    assert math.isnan(metrics.registry.get_sample_value("churnstream_logo_churn_rate"))
+    assert metrics.registry.get_sample_value("churnstream_month_start_customers") == 0
