@@ -170,8 +170,9 @@ class WorkerMetrics:
             "retention_rate": month.get("retention_rate"),
             "gross_revenue_retention": month.get("gross_revenue_retention"),
             "net_revenue_retention": month.get("net_revenue_retention"),
-            "expansion_mrr": month.get("expansion_mrr"),
-            "churned_mrr": month.get("churned_mrr"),
+            # Sums, not rates: 0 before any month, so that sums over workers stay numbers.
+            "expansion_mrr": month.get("expansion_mrr", 0.0),
+            "churned_mrr": month.get("churned_mrr", 0.0),
         }
         for key, value in values.items():
             # NaN, not 0 or the last value, while a rate has nothing to divide by (no answers

@@ -61,7 +61,9 @@ def test_summed_counts_give_the_whole_streams_rates() -> None:
 def test_a_worker_without_answers_exports_zero_counts() -> None:
     registry = exported(replay([]).business.report())
     assert registry.get_sample_value("churnstream_nps_answers_total") == 0.0
-    assert registry.get_sample_value("churnstream_month_start_customers") == 0.0
+    # The sums are 0, not NaN, before any month: a NaN would make every sum over workers NaN.
+    for name in ("month_start_customers", "month_start_mrr", "churned_mrr", "expansion_mrr"):
+        assert registry.get_sample_value(f"churnstream_{name}") == 0.0, name
     # A rate with nothing to divide by is NaN, not 0 (nor the value it had before).
     assert math.isnan(registry.get_sample_value("churnstream_nps"))
     assert math.isnan(registry.get_sample_value("churnstream_logo_churn_rate"))
