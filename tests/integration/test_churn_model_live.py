@@ -103,19 +103,25 @@ def test_two_workers_and_the_trainer_learn_publish_and_score(  # type: ignore[no
         counts = ["csat_answers", "csat_satisfied", "nps_answers", "nps_promoters"]
         counts += ["nps_detractors", "trials_started", "trials_converted"]
 
-        def summed() -> dict[str, float]:
-            pages = [scrape(f"{w.url}/metrics") for w in workers]
-            return {k: sum(page[f"churnstream_{k}_total"] for page in pages) for k in counts}
+        def pages() -> list[dict[str, float]]:
+            return [scrape(f"{w.url}/metrics") for w in workers]
+
+        def summed(found: list[dict[str, float]]) -> dict[str, float]:
+            return {k: sum(page[f"churnstream_{k}_total"] for page in found) for k in counts}
 
         expected = {k: float(whole[k]) for k in counts}
         assert expected["nps_answers"] > 0 and expected["trials_started"] > 0
-        wait_for(lambda: summed() == expected, 60, f"the workers' counts to reach {expected}")
-        fleet = summed()
+
+        def caught_up() -> list[dict[str, float]] | None:
+            found = pages()
+            return found if summed(found) == expected else None
+
+        found = wait_for(caught_up, 60, f"the workers' counts to reach {expected}")
+        fleet = summed(found)
         nps = 100 * (fleet["nps_promoters"] - fleet["nps_detractors"]) / fleet["nps_answers"]
         assert abs(nps - whole["nps"]) < 1e-9
         assert fleet["csat_satisfied"] / fleet["csat_answers"] == whole["csat"]
-        pages = [scrape(f"{w.url}/metrics") for w in workers]
-        assert all(page["churnstream_nps_answers_total"] > 0 for page in pages)  # both count
+        assert all(page["churnstream_nps_answers_total"] > 0 for page in found)  # both count
 
         # The trainer's /metrics: its own series and its process's (CPU, memory).
         trainer_metrics = scrape(f"http://127.0.0.1:{first.trainer_metrics_port}/metrics")

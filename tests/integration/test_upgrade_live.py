@@ -4,9 +4,6 @@ counts those customers and goes on scoring them as it would have."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from pathlib import Path
-
 import orjson
 
 from churnstream.models.scoring import ScoringContext, step
@@ -16,9 +13,9 @@ from churnstream.streams.producing import make_producer, produce_events
 from churnstream.streams.stored import decode_record
 from compare import close, live_records
 from harness import read_topic, wait_for
+from stored_fixtures import FIXTURES, login_after
 
-OLDEST = min((Path(__file__).parents[1] / "unit" / "records").glob("*.jsonl"))
-DAY = 86_400.0
+OLDEST = FIXTURES[0]
 
 
 def test_a_worker_rebuilds_and_scores_records_an_earlier_version_stored(  # type: ignore[no-untyped-def]
@@ -41,8 +38,7 @@ def test_a_worker_rebuilds_and_scores_records_an_earlier_version_stored(  # type
     logins, expected = [], {}
     for customer, line in old.items():
         record = decode_record(line)
-        at = datetime.fromtimestamp(record.features.last_ts + DAY, tz=UTC).isoformat()
-        login = {"event_id": f"up-{customer}", "customer_id": customer, "type": "login", "ts": at}
+        login = login_after(record)
         logins.append(login)
         assert step(record, parse_event_dict(login), None, ScoringContext()).status == "applied"
         expected[customer] = record.to_dict()

@@ -2,29 +2,23 @@
 scored, so an upgrade keeps every customer's state (a record that fails to decode sends that
 customer's events to the dead-letter topic until it is replaced).
 
-`records/` holds records as each version wrote them (`records/write_fixture.py` says how to
+`records/` holds records as each version wrote them (`records/stored_fixtures.py` says how to
 write one). A change to the record's format makes the last test fail: add a fixture of the
 new format then, and keep the old ones decoding (`from_dict` reads a missing field as its
 default, as `outbox` is read)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
-from churnstream.models.replay import replay
 from churnstream.models.scoring import ScoringContext, step
 from churnstream.schemas.events import parse_event_dict
-from churnstream.streams.simulation import simulate
 from churnstream.streams.stored import decode_record, encode_record
-
-RECORDS = Path(__file__).parent / "records"
-FIXTURES = sorted(RECORDS.glob("*.jsonl"))  # named <date>-<commit>: oldest first
-DAY = 86_400.0
+from stored_fixtures import DAY, FIXTURES, fixture_records, login_after
 
 
 def test_there_is_a_fixture_older_than_the_current_format() -> None:
@@ -45,14 +39,7 @@ def test_a_stored_record_decodes_and_takes_new_events(path: Path) -> None:
         assert record.risk.alerts == stored["risk"].get("alerts", 0)
         # A login a day after the customer's latest event, read from a partition's offset.
         at = record.features.last_ts + DAY
-        login = parse_event_dict(
-            {
-                "event_id": f"upgrade-{record.customer_id}",
-                "customer_id": record.customer_id,
-                "type": "login",
-                "ts": datetime.fromtimestamp(at, tz=UTC).isoformat(),
-            }
-        )
+        login = parse_event_dict(login_after(record))
         outcome = step(record, login, ("login", 0, 10**9), ScoringContext())
         assert outcome.status == "applied", outcome
         assert record.counts["login"] == stored["counts"]["login"] + 1
@@ -74,11 +61,9 @@ def shape(value: Any) -> Any:
 
 
 def test_the_newest_fixture_has_the_format_the_code_writes_now() -> None:
-    events = [parse_event_dict(e) for e in simulate(customers=6, days=75, seed=11)]
-    records = replay(events).records
-    now = [orjson.loads(encode_record(records[c])) for c in sorted(records)]
+    now = [orjson.loads(encode_record(record)) for record in fixture_records()]
     newest = [orjson.loads(line) for line in FIXTURES[-1].read_bytes().splitlines()]
     assert [shape(r) for r in now] == [shape(r) for r in newest], (
         f"the stored record's format changed since {FIXTURES[-1].name}: add a fixture of the "
-        "new one (records/write_fixture.py) and keep the old ones decoding"
+        "new one (records/stored_fixtures.py) and keep the old ones decoding"
     )
