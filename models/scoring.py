@@ -291,15 +291,27 @@ def counted_segment(record: CustomerRecord, v: View) -> str:
     return segment_in(v, record.risk.band)
 
 
-def restore(business: BusinessMetrics, record: CustomerRecord, ctx: ScoringContext) -> None:
+def restore(business: BusinessMetrics, record: CustomerRecord, ctx: ScoringContext) -> float | None:
     """Count a stored customer in the per-customer aggregates (band, segment, lifetime value,
-    account) as of their latest event, as `tally` left them: a worker recounts the customers
-    it owns after a rebalance (after `BusinessMetrics.forget_customers`)."""
+    the live months' figures) as of their latest event, as `tally` left them: a worker
+    recounts the customers it owns after a rebalance (after `BusinessMetrics.forget_customers`,
+    and then `advance_month` to the latest of the times this returns: their latest event's)."""
     v = view(record, ctx)
     business.observe_customer(
         record.customer_id, record.risk.band, counted_segment(record, v), v.lifetime_value
     )
-    business.restore_account(record.customer_id, record.features.subscriptions)
+    business.set_history(record.customer_id, record.features.subscriptions)
+    latest: float | None = record.features.last_ts
+    return latest
+
+
+def advance_month(business: BusinessMetrics, ctx: ScoringContext, ts: float) -> None:
+    """Move the aggregates to the month of event time `ts`, when that is a later one."""
+    month = business.current_month
+    business.advance(ts)
+    if business.current_month != month:
+        # A month closed: lifetime values use the stream's own observed retention from now on.
+        ctx.base_monthly_retention = business.monthly_retention(ctx.base_monthly_retention)
 
 
 def tally(
@@ -313,15 +325,14 @@ def tally(
     if outcome.status != "applied" or outcome.view is None:
         return
     ts = event.ts.timestamp()
-    month = business.current_month
-    business.advance(ts)
-    if business.current_month != month:
-        # A month closed: lifetime values use the stream's own observed retention from now on.
-        ctx.base_monthly_retention = business.monthly_retention(ctx.base_monthly_retention)
+    advance_month(business, ctx, ts)
     if isinstance(event, SurveyEvent) and event.score is not None:
         business.observe_survey(event.kind, event.score)
     elif isinstance(event, SubscriptionEvent):
-        business.observe_subscription(record.customer_id, event.action, event.mrr, ts)
+        at = (ts, event.event_id)
+        business.observe_subscription(
+            record.customer_id, event.action, at, record.features.subscriptions
+        )
     v = outcome.view
     business.observe_customer(
         record.customer_id, record.risk.band, counted_segment(record, v), v.lifetime_value

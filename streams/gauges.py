@@ -3,7 +3,7 @@ gauge is set by the partition check in `streams.agents`), and the outbox's in-fl
 read at each scrape.
 
 The per-customer ones (customers by band and segment, state size, lifetime value, and the
-accounts a month's opening cohort is taken from) count the customers whose records this
+current and last month's figures, derived from subscription histories) count the customers whose records this
 worker owns. The agents keep them up to date event by event; after every rebalance the
 worker counts them again from its store (`recount`): otherwise a worker would go on counting
 the customers of partitions it gave away (which the new owner counts too, so that the sums
@@ -20,7 +20,7 @@ import logging
 import time
 from typing import Any
 
-from churnstream.models.scoring import restore
+from churnstream.models.scoring import advance_month, restore
 from churnstream.streams.app import Wiring, running_loop_name
 from churnstream.streams.stored import UnreadableRecord, decode_record
 
@@ -50,6 +50,7 @@ async def recount(wiring: Wiring) -> int:
         wiring.business.forget_customers()
         wiring.state_sizes.clear()
         n = unreadable = 0
+        latest: float | None = None
         for key, raw in wiring.state.data.items():  # the active partitions' records
             if not raw:
                 continue
@@ -60,11 +61,15 @@ async def recount(wiring: Wiring) -> int:
                 unreadable += 1
                 log.error("stored record of %r is unreadable, not counted: %r", key, exc)
                 continue
-            restore(wiring.business, record, wiring.context)
+            at = restore(wiring.business, record, wiring.context)
+            if at is not None:
+                latest = at if latest is None else max(latest, at)
             wiring.state_sizes[record.customer_id] = len(raw)
             n += 1
             if n % RECOUNT_CHUNK == 0:
                 await asyncio.sleep(0)  # let heartbeats and /metrics through
+        if latest is not None:  # a restarted worker's months, from its customers' histories
+            advance_month(wiring.business, wiring.context, latest)
         wiring.metrics.unreadable_records.set(unreadable)
         refresh(wiring)
     return n

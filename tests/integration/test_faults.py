@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from conftest import KAFKA
 
+from churnstream.models.business import Month
 from churnstream.models.replay import replay
 from churnstream.schemas.events import parse_event_dict
 from churnstream.schemas.records import RiskChange
@@ -87,6 +88,13 @@ def test_a_deleted_data_directory_is_rebuilt_from_the_changelog(  # type: ignore
         applied[record.key] = total
     counted = customer_counts(worker.url)
     assert counted["customers"] == len(expected.records)
+    # The current and the last month, derived from the customers' subscription histories.
+    live = expected.business.live_months()
+    months = {m: expected.business.months[m].report() for m in live}
+    assert months[live[-1]]["start_customers"] > 0 and months[live[-1]]["start_mrr"] > 0
+    assert {m: {k: counted["months"][m][k] for k in MONTH_SUMS} for m in live} == {
+        m: {k: v[k] for k in MONTH_SUMS} for m, v in months.items()
+    }
     worker.stop()
     shutil.rmtree(settings.data_dir)
     # One record in the changelog is not a customer record: the recount leaves it out, counts
@@ -99,7 +107,11 @@ def test_a_deleted_data_directory_is_rebuilt_from_the_changelog(  # type: ignore
     assert again.metric("churnstream_events_processed_total") == 0
     # Its customers are counted from the rebuilt store, though none has sent an event since.
     wait_for(lambda: again.metric("churnstream_customer_recounts_total") >= 1, 30, "the recount")
-    assert customer_counts(again.url) == counted
+    # The live months too: a restart no longer loses them (they were in memory only).
+    assert customer_counts(again.url) == {
+        **counted,
+        "months": {m: counted["months"][m] for m in live},
+    }
     assert again.metric("churnstream_customers") == len(expected.records)  # the gauge
     assert again.metric("churnstream_state_customers") == len(expected.records)
     assert again.metric("churnstream_state_records_unreadable") == 1
@@ -121,7 +133,13 @@ def test_a_deleted_data_directory_is_rebuilt_from_the_changelog(  # type: ignore
 
     def split() -> bool:
         a, b = customer_counts(again.url), customer_counts(other.url)
-        return 0 < a["customers"] < counted["customers"] and merged(a, b) == counted
+        both = merged(a, b)
+        months = {m: counted["months"][m] for m in both["months"]}
+        return (
+            0 < a["customers"] < counted["customers"]
+            and bool(both["months"])
+            and both == {**counted, "months": months}
+        )
 
     wait_for(split, 120, "the two workers to count their own customers")
     assert again.metric("churnstream_customer_recounts_total") >= 2  # started, then split
@@ -131,15 +149,24 @@ def customer_counts(url: str) -> dict[str, Any]:
     """A worker's per-customer counts (`GET /metrics/summary`)."""
     status, summary = http_json(f"{url}/metrics/summary")
     assert status == 200
-    return {k: summary[k] for k in ("customers", "bands", "segments")}
+    out = {k: summary[k] for k in ("customers", "bands", "segments")}
+    out["months"] = {m: {k: v[k] for k in MONTH_SUMS} for m, v in summary["months"].items()}
+    return out
+
+
+MONTH_SUMS = list(Month().report())  # a month's counts and sums, not its rates
 
 
 def merged(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    """Two workers' counts added up."""
+    """Two workers' counts added up (their months: the figures that are counts and sums)."""
     out: dict[str, Any] = {"customers": a["customers"] + b["customers"]}
     for key in ("bands", "segments"):
         names = sorted(a[key].keys() | b[key].keys())
         out[key] = {n: a[key].get(n, 0) + b[key].get(n, 0) for n in names}
+    both = sorted(a["months"].keys() & b["months"].keys())  # counted by both from histories
+    out["months"] = {
+        m: {k: round(a["months"][m][k] + b["months"][m][k], 2) for k in MONTH_SUMS} for m in both
+    }
     return out
 
 

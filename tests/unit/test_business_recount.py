@@ -24,16 +24,16 @@ def test_recounting_the_stored_customers_gives_what_their_events_counted() -> No
     result = replay([parse_event_dict(e) for e in simulate(150, 120, seed=5)], ctx)
     business = result.business
     before = business.report()
-    accounts = {c: list(a) for c, a in business.accounts.items()}
-    assert before["customers"] == 150 and len(before["bands"]) >= 2 and accounts
+    histories = dict(business.histories)
+    assert before["customers"] == 150 and len(before["bands"]) >= 2 and histories
 
     business.forget_customers()
-    assert business.report()["customers"] == 0 and not business.accounts
+    assert business.report()["customers"] == 0 and not business.histories
     assert business.report()["nps_answers"] == before["nps_answers"] > 0  # kept
     for record in result.records.values():
         restore(business, stored(record), ctx)
     after = business.report()
-    assert business.accounts == accounts
+    assert business.histories == histories
     assert after == before
 
 
