@@ -4,6 +4,10 @@ Each customer counts at most once per day of event time, so busy customers do no
 dominate. `zscore` answers only once a plan has `min_peers` samples, else falls back to
 all plans, else None (the health score then uses an absolute curve).
 
+A worker keeps one baseline per partition, stored beside the partition's customers
+(`to_dict`, `from_dict`): the peers a customer is judged against do not depend on which
+worker owns them, nor on whether it restarted (`ScoringContext.peers_for`).
+
 >>> p = PeerBaseline()
 >>> for i in range(40):
 ...     p.observe("starter", float(i))
@@ -26,11 +30,34 @@ ALL = "*"
 class PeerBaseline:
     def __init__(self) -> None:
         self._var: dict[str, stats.Var] = {}
+        self.changed = False  # observed since it was last stored (the caller resets it)
 
     def observe(self, plan: str | None, usage_30d: float) -> None:
         x = math.log1p(max(0.0, usage_30d))
         for key in {plan or ALL, ALL}:
             self._var.setdefault(key, stats.Var()).update(x)
+        self.changed = True
+
+    def to_dict(self) -> dict[str, list[float]]:
+        """Per plan: samples, mean and sum of squared deviations (River's running state).
+
+        >>> p = PeerBaseline()
+        >>> for x in (0.0, 1.0, 3.0):
+        ...     p.observe("pro", x)
+        >>> q = PeerBaseline.from_dict(p.to_dict())
+        >>> q.to_dict() == p.to_dict() and q.zscore("pro", 2.0, 3) == p.zscore("pro", 2.0, 3)
+        True
+        """
+        return {k: [v.mean.n, v.mean.get(), v._S] for k, v in sorted(self._var.items())}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, list[float]]) -> PeerBaseline:
+        baseline = cls()
+        for key, (n, mean, squares) in d.items():
+            var = stats.Var()
+            var.mean.n, var.mean._mean, var._S = float(n), float(mean), float(squares)
+            baseline._var[key] = var
+        return baseline
 
     def count(self, plan: str | None) -> int:
         v = self._var.get(plan or ALL)

@@ -65,12 +65,25 @@ class ScoringContext:
     """What scoring needs beyond the customer: configuration, peers, the churn model."""
 
     config: HealthConfig = field(default_factory=HealthConfig)
-    peers: PeerBaseline = field(default_factory=PeerBaseline)
+    # Usage baselines by peer group: a worker's are its partitions (`peer_group` gives a
+    # customer's, `load_peers` reads a group's stored baseline); offline, one group unless
+    # the caller partitions as Kafka does.
+    peers: dict[int, PeerBaseline] = field(default_factory=dict)
+    peer_group: Callable[[str], int] = field(default=lambda _customer_id: 0)
+    load_peers: Callable[[int], PeerBaseline] = field(default=lambda _group: PeerBaseline())
     churn: ChurnPredictor | None = None
     base_monthly_retention: float = 0.97  # until the stream's own retention is known
     # A feature snapshot per active customer at most this often (event time), for learning;
     # None: no snapshots.
     snapshot_period: float | None = DAY
+
+    def peers_for(self, customer_id: str) -> PeerBaseline:
+        """The baseline `customer_id` is judged against and counted in."""
+        group = self.peer_group(customer_id)
+        baseline = self.peers.get(group)
+        if baseline is None:
+            baseline = self.peers[group] = self.load_peers(group)
+        return baseline
 
 
 @dataclass(slots=True)
@@ -154,7 +167,9 @@ def view(record: CustomerRecord, ctx: ScoringContext, now: float | None = None) 
     f = derive(fs, at)
     plan = current_plan(fs)
     z = (
-        ctx.peers.zscore(plan, f.get("usage_30d", 0.0), ctx.config.min_peers)
+        ctx.peers_for(record.customer_id).zscore(
+            plan, f.get("usage_30d", 0.0), ctx.config.min_peers
+        )
         if "days_since_usage" in f
         else None
     )
@@ -199,7 +214,7 @@ def step(
     v = view(record, ctx, now)
     day = int(now // DAY)
     if event.type == "usage" and record.risk.peer_day != day:
-        ctx.peers.observe(v.plan, v.features.get("usage_30d", 0.0))
+        ctx.peers_for(record.customer_id).observe(v.plan, v.features.get("usage_30d", 0.0))
         record.risk.peer_day = day
     alerts = assess(
         record.risk,

@@ -29,6 +29,9 @@ from pydantic import (
 EVENT_TYPES = ("login", "usage", "ticket", "survey", "subscription")
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+# Not starting with NUL: the state table keeps its own entries under such keys
+# (`streams.peer_store`).
+CustomerId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00]")]
 ShortText = Annotated[str, StringConstraints(max_length=2_000)]
 LongText = Annotated[str, StringConstraints(max_length=20_000)]
 
@@ -61,7 +64,7 @@ class _Event(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     event_id: Id
-    customer_id: Id
+    customer_id: CustomerId
     ts: EventTime
     user_id: Id | None = None
 

@@ -30,6 +30,7 @@ from churnstream.schemas.decoding import decode_event
 from churnstream.schemas.errors import InvalidEvent
 from churnstream.schemas.events import Event
 from churnstream.schemas.records import DeadLetter
+from churnstream.streams import peer_store
 from churnstream.streams.app import Wiring
 from churnstream.streams.changelog import ChangelogNotWritten
 from churnstream.streams.continuity import Carrier
@@ -153,11 +154,27 @@ async def handle_batch(wiring: Wiring, event_type: str, records: list[Any]) -> N
                     await wiring.model_examples.send(
                         key=customer_id.encode(), value=snapshot_message(outcome.snapshot)
                     )
+    store_baselines(wiring, by_customer)
     metrics.changelog_records.inc(await wiring.changelog.flush())
     await publish_outbox(wiring, publish)
     if records:
         per_event = (time.perf_counter() - started) / len(records)
         metrics.processing_seconds.labels(type=event_type).observe(per_event)
+
+
+def store_baselines(wiring: Wiring, by_customer: dict[str, list[tuple[Any, Event]]]) -> None:
+    """Store the partitions' usage baselines that changed (`streams.peer_store`), each in its
+    partition, with one of the batch's messages from there current."""
+    acting = {items[-1][0].message.partition: items[-1][0] for items in by_customer.values()}
+    for partition, raw in peer_store.changed(wiring.context.peers):
+        current = acting.get(partition)
+        if current is None:
+            # Another agent's batch changed it, or a producer that does not partition as
+            # Kafka's default: that batch, or the partition's next one here, stores it.
+            wiring.context.peers[partition].changed = True
+            continue
+        with acting_for(current):
+            wiring.changelog.put(current.message, peer_store.baseline_key(partition), raw)
 
 
 def count_applied(

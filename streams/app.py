@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from churnstream.models.business import BusinessMetrics
 from churnstream.models.labels import DAY
 from churnstream.models.scoring import ScoringContext
+from churnstream.streams import peer_store
 from churnstream.streams.changelog import Changelog
 from churnstream.streams.continuity import Continuity, Reader
 from churnstream.streams.metrics import WorkerMetrics
@@ -159,7 +160,10 @@ def create_app(
         },
         metrics=WorkerMetrics.create(registry),
         context=ScoringContext(
-            config=settings.health_settings(), snapshot_period=settings.churn_snapshot_days * DAY
+            config=settings.health_settings(),
+            snapshot_period=settings.churn_snapshot_days * DAY,
+            peer_group=peer_store.partitioner(settings.topic_partitions),
+            load_peers=peer_store.loader(state),
         ),
         business=BusinessMetrics(),
         continuity=Continuity(

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 from tqdm import tqdm
 
+from churnstream.streams import peer_store
 from churnstream.streams.settings import Settings
 
 cli = typer.Typer(
@@ -337,7 +338,10 @@ def replay(
     try:
         result = run_replay(
             events,
-            ScoringContext(config=settings.health_settings()),
+            ScoringContext(
+                config=settings.health_settings(),
+                peer_group=peer_store.partitioner(settings.topic_partitions),
+            ),
             snapshot_every=period,
             on_alert=(lambda a: alert_out.write(a.model_dump_json().encode() + b"\n"))
             if alert_out

@@ -21,6 +21,7 @@ import time
 from typing import Any
 
 from churnstream.models.scoring import advance_month, restore
+from churnstream.streams import peer_store
 from churnstream.streams.app import Wiring, running_loop_name
 from churnstream.streams.stored import UnreadableRecord, decode_record
 
@@ -49,10 +50,12 @@ async def recount(wiring: Wiring) -> int:
             await locks.enter_async_context(wiring.continuity.lock(kind))
         wiring.business.forget_customers()
         wiring.state_sizes.clear()
+        # Read again from the store: another worker may have owned a partition meanwhile.
+        wiring.context.peers.clear()
         n = unreadable = 0
         latest: float | None = None
         for key, raw in wiring.state.data.items():  # the active partitions' records
-            if not raw:
+            if not raw or peer_store.reserved(key):
                 continue
             try:
                 record = decode_record(raw)

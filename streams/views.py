@@ -9,6 +9,7 @@ import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from churnstream.models.scoring import summary
+from churnstream.streams import peer_store
 from churnstream.streams.app import Wiring
 from churnstream.streams.stored import UnreadableRecord, decode_record
 
@@ -28,7 +29,7 @@ def register(wiring: Wiring) -> None:
     async def get_customer(web: Any, request: Any, customer_id: str) -> Any:
         if not authorised(request):
             return web.json({"error": "unauthorised"}, status=401)
-        raw = table.get(customer_id.encode())
+        raw = None if peer_store.reserved(customer_id.encode()) else table.get(customer_id.encode())
         if raw is None:
             return web.json({"error": f"unknown customer {customer_id}"}, status=404)
         if request.query.get("raw") == "1":  # the stored record, for operators and tests

@@ -16,9 +16,11 @@ import orjson
 from conftest import KAFKA
 
 from churnstream.models.business import Month
+from churnstream.models.peers import ALL
 from churnstream.models.replay import replay
 from churnstream.schemas.events import parse_event_dict
 from churnstream.schemas.records import RiskChange
+from churnstream.streams import peer_store
 from churnstream.streams.app import STATE_TABLE
 from churnstream.streams.bench import broker_pid
 from churnstream.streams.producing import make_producer, produce_events
@@ -82,10 +84,17 @@ def test_a_deleted_data_directory_is_rebuilt_from_the_changelog(  # type: ignore
     changelog = read_topic(settings, changelog_topic, expect=sent)
     assert len(changelog) == sent >= len(expected.records)  # 1 GB segments: none compacted yet
     applied: dict[bytes, int] = {}
+    baselines = 0
     for record in sorted(changelog, key=lambda r: (r.partition, r.offset)):
-        total = sum(orjson.loads(record.value)["counts"].values())
+        value = orjson.loads(record.value)
+        if peer_store.reserved(record.key):  # a partition's usage baseline: its peers seen
+            assert record.key == peer_store.baseline_key(record.partition)
+            total, baselines = int(value[ALL][0]), baselines + 1
+        else:
+            total = sum(value["counts"].values())
         assert total >= applied.get(record.key, 0), (record.key, record.partition, record.offset)
         applied[record.key] = total
+    assert baselines > 0
     counted = customer_counts(worker.url)
     assert counted["customers"] == len(expected.records)
     # The current and the last month, derived from the customers' subscription histories.
@@ -95,6 +104,7 @@ def test_a_deleted_data_directory_is_rebuilt_from_the_changelog(  # type: ignore
     assert {m: {k: counted["months"][m][k] for k in MONTH_SUMS} for m in live} == {
         m: {k: v[k] for k in MONTH_SUMS} for m, v in months.items()
     }
+    scored = scores(worker.url, sorted(expected.records))
     worker.stop()
     shutil.rmtree(settings.data_dir)
     # One record in the changelog is not a customer record: the recount leaves it out, counts
@@ -115,6 +125,9 @@ def test_a_deleted_data_directory_is_rebuilt_from_the_changelog(  # type: ignore
     assert again.metric("churnstream_customers") == len(expected.records)  # the gauge
     assert again.metric("churnstream_state_customers") == len(expected.records)
     assert again.metric("churnstream_state_records_unreadable") == 1
+    # Scored as before the restart: each partition's usage baseline was rebuilt with it
+    # (before, the new process judged usage on the absolute curve until 30 peers came back).
+    assert scores(again.url, sorted(expected.records)) == scored
     status, body = http_json(f"{again.url}/customers/c-garbled")
     assert status == 500 and "stored record of c-garbled is unreadable" in body["error"]
     garbled = {"event_id": "g1", "customer_id": "c-garbled", "type": "login"}
@@ -143,6 +156,16 @@ def test_a_deleted_data_directory_is_rebuilt_from_the_changelog(  # type: ignore
 
     wait_for(split, 120, "the two workers to count their own customers")
     assert again.metric("churnstream_customer_recounts_total") >= 2  # started, then split
+
+
+def scores(url: str, customer_ids: list[str]) -> dict[str, Any]:
+    """The customers' health as a worker's API shows it (`GET /customers/{id}`)."""
+    out = {}
+    for cid in customer_ids:
+        status, body = http_json(f"{url}/customers/{cid}")
+        assert status == 200, (cid, body)
+        out[cid] = {k: body[k] for k in ("health_score", "band", "components", "segment")}
+    return out
 
 
 def customer_counts(url: str) -> dict[str, Any]:

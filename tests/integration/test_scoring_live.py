@@ -12,6 +12,7 @@ from churnstream.models.replay import replay
 from churnstream.models.scoring import ScoringContext
 from churnstream.schemas.events import parse_event_dict
 from churnstream.schemas.records import RiskChange
+from churnstream.streams import peer_store
 from churnstream.streams.producing import produce_events
 from churnstream.streams.simulation import simulate
 from compare import alerts_missing, live_records, state_differences
@@ -109,7 +110,9 @@ def produce_live(settings, worker, events: list[dict]) -> None:  # type: ignore[
 
 def test_a_live_stream_warns_of_drifting_customers_like_the_replay(settings, start_worker) -> None:  # type: ignore[no-untyped-def]
     events = stream()
-    expected = replay([parse_event_dict(e) for e in events])
+    # Usage judged against the peers of each customer's partition, as the worker does.
+    groups = peer_store.partitioner(settings.topic_partitions)
+    expected = replay([parse_event_dict(e) for e in events], ScoringContext(peer_group=groups))
     worker = start_worker(settings)
     produce_live(settings, worker, events)
     assert state_differences(live_records(worker.url, sorted(expected.records)), expected) == []

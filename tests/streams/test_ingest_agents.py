@@ -13,9 +13,10 @@ from aiokafka.errors import KafkaTimeoutError
 from fake_producer import FakeProducer
 
 from churnstream.models.outbox import Message, Outbox
+from churnstream.models.peers import PeerBaseline
 from churnstream.models.scoring import CustomerRecord
 from churnstream.schemas.records import DeadLetter
-from churnstream.streams import agents
+from churnstream.streams import agents, peer_store
 from churnstream.streams.agents import finish_even_if_stopped
 from churnstream.streams.app import create_app, faust_worker, running_loop_name, use_event_loop
 from churnstream.streams.changelog import Changelog, ChangelogNotWritten
@@ -405,3 +406,29 @@ def test_the_unreadable_gauge_holds_what_the_last_recount_found() -> None:
 
     asyncio.run(run())
     assert found == [(1, 1.0), (1, 1.0), (2, 0.0)]
+
+
+def test_a_usage_event_stores_its_partitions_peer_baseline() -> None:
+    """Beside the customer, in the customer's partition and its changelog: the usage
+    baseline a restarted worker, or the partition's next owner, reads back."""
+    producer = FakeProducer()
+    wiring, _ = _wiring(producer)
+    agent = wiring.app.agents["churnstream.usage-events"]
+    partition = peer_store.partitioner(wiring.settings.topic_partitions)("c1")
+    usage = {**LOGIN, "type": "usage", "feature": "api", "quantity": 3.0}
+
+    async def run() -> None:
+        async with agent.test_context() as a:
+            await a.put(orjson.dumps(usage), key=b"c1", partition=partition)
+
+    asyncio.run(run())
+    key = peer_store.baseline_key(partition)
+    stored = PeerBaseline.from_dict(orjson.loads(wiring.state.data[key]))
+    assert stored.count(None) == 1 and stored.to_dict() == wiring.context.peers[partition].to_dict()
+    assert {(p, k) for _, p, records in producer.sent for k, _ in records} == {
+        (partition, b"c1"),
+        (partition, key),
+    }
+    assert not wiring.context.peers[partition].changed
+    # Not a customer: the recount leaves it out.
+    assert asyncio.run(recount(wiring)) == 1
