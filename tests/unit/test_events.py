@@ -144,7 +144,10 @@ def test_subscription_rejections() -> None:
 @given(
     etype=st.sampled_from(sorted(VALID)),
     offset_minutes=st.integers(min_value=-14 * 60, max_value=14 * 60),
-    customer=st.text(min_size=1, max_size=128).filter(lambda s: s.strip() == s),
+    # Any id but one starting with NUL, which the state table keeps for its own keys.
+    customer=st.text(min_size=1, max_size=128).filter(
+        lambda s: s.strip() == s and not s.startswith("\x00")
+    ),
 )
 def test_round_trip_property(etype: str, offset_minutes: int, customer: str) -> None:
     from datetime import timezone
