@@ -348,4 +348,5 @@ class BusinessMetrics:
             "lifetime_value_sum": sum(ltvs),
             "lifetime_value_customers": len(ltvs),
             "months": {m: v.report() for m, v in sorted(self.months.items())},
+            "live_months": [m for m in self.live_months() if m in self.months],
         }

@@ -82,14 +82,23 @@ BUSINESS_COUNTERS = {
     "trials_started": "Trials started since the worker started",
     "trials_converted": "Trials that became paying since the worker started",
 }
-# Sums over this worker's customers, for the fleet's averages and monthly rates.
+# Sums over this worker's customers, for the fleet's averages.
 BUSINESS_SUMS = {
     "lifetime_value_sum": "Sum of the lifetime values of this worker's customers",
     "lifetime_value_customers": "This worker's customers with a lifetime value",
-    "month_start_customers": "Paying customers at the start of this month (its cohort)",
-    "month_start_mrr": "MRR of this month's cohort at its start",
-    "month_churned_customers": "Customers of this month's cohort lost this month",
-    "month_contraction_mrr": "MRR lost to downgrades this month",
+}
+# A month's sums over this worker's customers (`Month.report()` key -> help), labelled with
+# the month, for each month it derives from its customers' histories: its current one and the
+# one before. The fleet's rates sum them by month (`deploy/prometheus/rules.yml`), so that a
+# worker that has not yet seen the next month's first event adds nothing to that month,
+# rather than last month's figures.
+MONTH_SUMS = {
+    "start_customers": "Paying customers at the start of the month (its cohort)",
+    "start_mrr": "MRR of the month's cohort at its start",
+    "churned_customers": "Customers of the month's cohort lost in the month",
+    "churned_mrr": "MRR lost to cancellations in the month",
+    "expansion_mrr": "MRR gained from upgrades in the month",
+    "contraction_mrr": "MRR lost to downgrades in the month",
 }
 
 
@@ -148,6 +157,8 @@ class WorkerMetrics:
     business: dict[str, Gauge]
     business_counts: ReportedCounters
     business_sums: dict[str, Gauge]
+    month_sums: dict[str, Gauge]
+    month_index: Gauge
     model_version: Gauge
     gc_frozen_objects: Gauge
     runtime: Info
@@ -179,16 +190,14 @@ class WorkerMetrics:
             # yet, a month whose cohort is empty).
             self.business[key].set(math.nan if value is None else value)
         self.business_counts.set(report)
-        sums = {
-            "lifetime_value_sum": report["lifetime_value_sum"],
-            "lifetime_value_customers": report["lifetime_value_customers"],
-            "month_start_customers": month.get("start_customers", 0),
-            "month_start_mrr": month.get("start_mrr", 0.0),
-            "month_churned_customers": month.get("churned_customers", 0),
-            "month_contraction_mrr": month.get("contraction_mrr", 0.0),
-        }
-        for key, value in sums.items():
-            self.business_sums[key].set(value)
+        for key in BUSINESS_SUMS:
+            self.business_sums[key].set(report[key])
+        for gauge in (self.month_index, *self.month_sums.values()):
+            gauge.clear()  # a month no longer derived from the histories
+        for m in report["live_months"]:
+            self.month_index.labels(month=m).set(int(m[:4]) * 12 + int(m[5:]) - 1)
+            for key, gauge in self.month_sums.items():
+                gauge.labels(month=m).set(months[m][key])
 
     @classmethod
     def create(cls, registry: CollectorRegistry, prefix: str = "churnstream") -> WorkerMetrics:
@@ -323,6 +332,18 @@ class WorkerMetrics:
                 key: Gauge(name(key), help_text, registry=registry)
                 for key, help_text in BUSINESS_SUMS.items()
             },
+            month_sums={
+                key: Gauge(name(f"month_{key}"), help_text, ["month"], registry=registry)
+                for key, help_text in MONTH_SUMS.items()
+            },
+            month_index=Gauge(
+                name("month_index"),
+                "Each month this worker derives from its customers' histories (its current one "
+                "and the one before), as months since January of year 0: the fleet's latest "
+                "month is the highest",
+                ["month"],
+                registry=registry,
+            ),
             model_version=Gauge(
                 name("worker_model_version"),
                 "Version of the churn model this worker scores with (0: none yet)",

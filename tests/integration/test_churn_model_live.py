@@ -10,7 +10,8 @@ from pathlib import Path
 
 from churnstream.models.replay import replay
 from churnstream.schemas.events import parse_event_dict
-from churnstream.streams.demo import scrape
+from churnstream.streams.demo import samples, scrape, total
+from churnstream.streams.metrics import MONTH_SUMS
 from churnstream.streams.producing import produce_events
 from churnstream.streams.settings import Settings
 from churnstream.streams.simulation import simulate
@@ -122,6 +123,24 @@ def test_two_workers_and_the_trainer_learn_publish_and_score(  # type: ignore[no
         assert abs(nps - whole["nps"]) < 1e-9
         assert fleet["csat_satisfied"] / fleet["csat_answers"] == whole["csat"]
         assert all(page["churnstream_nps_answers_total"] > 0 for page in found)  # both count
+
+        # The month sums, added up by month label over the two workers, are the stream's: the
+        # logins of 5 May opened May on both, so the stream's last month, April, is the one
+        # before on each, and both derive it from their customers' histories.
+        april = max(whole["live_months"])
+        assert april == "2025-04" and whole["months"][april]["churned_customers"] > 0
+        expected_month = {k: whole["months"][april][k] for k in MONTH_SUMS}
+
+        def months_added() -> dict[str, float] | None:
+            found = [list(samples(f"{w.url}/metrics")) for w in workers]
+            added = {
+                k: sum(total(f, {f"churnstream_month_{k}": {"month": april}}) for f in found)
+                for k in MONTH_SUMS
+            }
+            close = all(abs(added[k] - v) < 1e-6 for k, v in expected_month.items())
+            return added if close else None
+
+        wait_for(months_added, 30, f"the workers' April to add up to {expected_month}")
 
         # The trainer's /metrics: its own series and its process's (CPU, memory).
         trainer_metrics = scrape(f"http://127.0.0.1:{first.trainer_metrics_port}/metrics")

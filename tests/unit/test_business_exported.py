@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from churnstream.models.business import Month
 from churnstream.models.replay import replay
 from churnstream.schemas.events import parse_event_dict
-from churnstream.streams.metrics import BUSINESS_COUNTERS, WorkerMetrics
+from churnstream.streams.metrics import BUSINESS_COUNTERS, MONTH_SUMS, WorkerMetrics
 from churnstream.streams.simulation import simulate
 
 
@@ -45,25 +45,46 @@ def test_summed_counts_give_the_whole_streams_rates() -> None:
     averaged = sum(r["nps"] for r in reports) / 2
     assert abs(averaged - whole["nps"]) > 0.1  # what the dashboard showed before
 
-    # Each worker's sums are its own report's figures, for its latest month.
+    # Each worker's sums are its own report's figures, for each month it derives from its
+    # customers' histories (its current month and the one before), labelled with the month.
     for report, registry in zip(reports, registries, strict=True):
-        month = report["months"][max(report["months"])]
+        assert len(report["live_months"]) == 2
+        for m in report["live_months"]:
+            index = registry.get_sample_value("churnstream_month_index", {"month": m})
+            assert index == int(m[:4]) * 12 + int(m[5:]) - 1
+            for key in MONTH_SUMS:
+                value = registry.get_sample_value(f"churnstream_month_{key}", {"month": m})
+                assert value == report["months"][m][key], (m, key)
+        earlier = sorted(set(report["months"]) - set(report["live_months"]))
+        assert earlier and all(
+            registry.get_sample_value("churnstream_month_index", {"month": m}) is None
+            for m in earlier
+        )
         ltvs = registry.get_sample_value("churnstream_lifetime_value_customers")
         assert ltvs == report["lifetime_value_customers"] > 0
         assert (
             registry.get_sample_value("churnstream_lifetime_value_sum")
             == (report["lifetime_value_sum"])
         )
-        for key in ("start_customers", "start_mrr", "churned_customers", "contraction_mrr"):
-            assert registry.get_sample_value(f"churnstream_month_{key}") == month[key], key
+
+    # Summed by month over the two workers, the whole stream's months.
+    for m in whole["live_months"]:
+        for key in MONTH_SUMS:
+            total = sum(
+                r.get_sample_value(f"churnstream_month_{key}", {"month": m}) or 0.0
+                for r in registries
+            )
+            assert abs(total - whole["months"][m][key]) < 1e-6, (m, key)
 
 
 def test_a_worker_without_answers_exports_zero_counts() -> None:
     registry = exported(replay([]).business.report())
     assert registry.get_sample_value("churnstream_nps_answers_total") == 0.0
-    # The sums are 0, not NaN, before any month: a NaN would make every sum over workers NaN.
-    for name in ("month_start_customers", "month_start_mrr", "churned_mrr", "expansion_mrr"):
+    # The sums are 0, not NaN, before any month: a NaN would make every sum over workers NaN;
+    # a worker without a month exports no month's sums.
+    for name in ("churned_mrr", "expansion_mrr"):
         assert registry.get_sample_value(f"churnstream_{name}") == 0.0, name
+    assert registry.get_sample_value("churnstream_month_index", {"month": "2025-01"}) is None
     # A rate with nothing to divide by is NaN, not 0 (nor the value it had before).
     assert math.isnan(registry.get_sample_value("churnstream_nps"))
     assert math.isnan(registry.get_sample_value("churnstream_logo_churn_rate"))
@@ -73,9 +94,11 @@ def test_a_month_without_a_cohort_does_not_show_the_last_months_churn() -> None:
     metrics = WorkerMetrics.create(CollectorRegistry())
     report = replay([]).business.report()
     january = Month(start_customers=10, churned_customers=1).report()
-    metrics.observe_business(report | {"months": {"2025-01": january}})
+    metrics.observe_business(report | {"months": {"2025-01": january}, "live_months": ["2025-01"]})
     assert metrics.registry.get_sample_value("churnstream_logo_churn_rate") == 0.1
     # February opens with no paying customers (say, all in trial): no churn rate yet.
-    metrics.observe_business(report | {"months": {"2025-01": january, "2025-02": Month().report()}})
+    both = {"2025-01": january, "2025-02": Month().report()}
+    metrics.observe_business(report | {"months": both, "live_months": ["2025-01", "2025-02"]})
     assert math.isnan(metrics.registry.get_sample_value("churnstream_logo_churn_rate"))
-    assert metrics.registry.get_sample_value("churnstream_month_start_customers") == 0
+    february = {"month": "2025-02"}
+    assert metrics.registry.get_sample_value("churnstream_month_start_customers", february) == 0
