@@ -94,5 +94,8 @@ def check_rates(figures: dict) -> None:  # type: ignore[type-arg]
     assert one_cores + broker <= machine + 0.1 <= os.cpu_count() + 0.2  # type: ignore[operator]
     two_cores = figures["two_workers_cpu_cores"]
     machine, broker = figures["two_workers_machine_busy_cores"], figures["two_workers_broker_cores"]
-    assert len(two_cores) == 2 and all(c > 0 for c in two_cores) and broker > 0
+    # Each worker's own figure; one may be 0: with this test's 3,000 events, a fast machine
+    # (the AMD EPYC VM of 2026-11-27: 0.91 and 0.0 cores) lets the first worker apply them
+    # all before the group's rebalance gives the second any partition.
+    assert len(two_cores) == 2 and min(two_cores) >= 0 < sum(two_cores) and broker > 0
     assert sum(two_cores) + broker <= machine + 0.1 <= os.cpu_count() + 0.2  # type: ignore[operator]
