@@ -50,15 +50,35 @@ def _month_of_day(day: int) -> str:
     return f"{d.year:04d}-{d.month:02d}"  # strftime's %Y has no leading zeros before 1000
 
 
+def month_index(month: str) -> int:
+    """A `YYYY-MM` month as a count of months (year * 12 + month - 1): consecutive months
+    are consecutive numbers, so the later of two is the larger.
+
+    >>> month_index("2024-12"), month_index("2025-01"), month_index("0001-01")
+    (24299, 24300, 12)
+    """
+    return int(month[:4]) * 12 + int(month[5:]) - 1
+
+
+def month_at(index: int) -> str:
+    """The `YYYY-MM` month of a `month_index`.
+
+    >>> month_at(24299), month_at(month_index("0001-01"))
+    ('2024-12', '0001-01')
+    """
+    year, number = divmod(index, 12)
+    return f"{year:04d}-{number + 1:02d}"
+
+
 def month_bounds(month: str) -> tuple[float, float]:
     """The POSIX times a `YYYY-MM` month starts at and the next one starts at.
 
     >>> month_bounds("2024-12"), month_bounds("9999-12")[1]
     ((1733011200.0, 1735689600.0), 253402300800.0)
     """
-    year, number = int(month[:4]), int(month[5:])
-    start = datetime(year, number, 1, tzinfo=UTC).timestamp()
-    return start, start + calendar.monthrange(year, number)[1] * 86_400.0
+    year, number = divmod(month_index(month), 12)
+    start = datetime(year, number + 1, 1, tzinfo=UTC).timestamp()
+    return start, start + calendar.monthrange(year, number + 1)[1] * 86_400.0
 
 
 def month_before(month: str) -> str | None:
@@ -67,10 +87,8 @@ def month_before(month: str) -> str | None:
     >>> month_before("2025-01"), month_before("2025-07"), month_before("0001-01")
     ('2024-12', '2025-06', None)
     """
-    year, number = int(month[:4]), int(month[5:])
-    if number > 1:
-        return f"{year:04d}-{number - 1:02d}"
-    return f"{year - 1:04d}-12" if year > 1 else None
+    index = month_index(month) - 1
+    return month_at(index) if index >= 12 else None
 
 
 def cents(amount: float) -> int:
@@ -250,7 +268,7 @@ class BusinessMetrics:
         self, histories: Iterable[tuple[Row, ...]], months: Iterable[str], sign: int
     ) -> None:
         for month in months:
-            total = self.months.setdefault(month, Month())
+            total = self.months[month]  # opened by `advance`
             start, end = month_bounds(month)
             for rows in histories:
                 total.add(month_share(rows, start, end), sign)

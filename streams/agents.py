@@ -166,13 +166,11 @@ def store_baselines(wiring: Wiring, by_customer: dict[str, list[tuple[Any, Event
     """Store the partitions' usage baselines that changed (`streams.peer_store`), each in its
     partition, with one of the batch's messages from there current."""
     acting = {items[-1][0].message.partition: items[-1][0] for items in by_customer.values()}
-    for partition, raw in peer_store.changed(wiring.context.peers):
-        current = acting.get(partition)
-        if current is None:
-            # Another agent's batch changed it, or a producer that does not partition as
-            # Kafka's default: that batch, or the partition's next one here, stores it.
-            wiring.context.peers[partition].changed = True
-            continue
+    # A baseline changed in another partition stays marked: another agent's batch changed
+    # it, or a producer that does not partition as Kafka's default; that batch, or the
+    # partition's next one here, stores it.
+    for partition, raw in peer_store.changed(wiring.context.peers, acting):
+        current = acting[partition]
         with acting_for(current):
             wiring.changelog.put(current.message, peer_store.baseline_key(partition), raw)
 

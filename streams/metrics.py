@@ -29,6 +29,8 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from churnstream.models.business import month_index
+
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 DELAY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0, 600.0)
 
@@ -67,8 +69,6 @@ BUSINESS_GAUGES = {
     "gross_revenue_retention": "This worker's GRR this month: (start MRR - churn - contraction) "
     "/ start MRR",
     "net_revenue_retention": "This worker's NRR this month: GRR plus expansion",
-    "expansion_mrr": "MRR gained from upgrades this month",
-    "churned_mrr": "MRR lost to cancellations this month",
 }
 # Counts since the worker started (`BusinessMetrics.report()` key -> help): they only grow
 # while it lives, so they are counters (`_total`), summed over workers, and `increase()`
@@ -181,9 +181,6 @@ class WorkerMetrics:
             "retention_rate": month.get("retention_rate"),
             "gross_revenue_retention": month.get("gross_revenue_retention"),
             "net_revenue_retention": month.get("net_revenue_retention"),
-            # Sums, not rates: 0 before any month, so that sums over workers stay numbers.
-            "expansion_mrr": month.get("expansion_mrr", 0.0),
-            "churned_mrr": month.get("churned_mrr", 0.0),
         }
         for key, value in values.items():
             # NaN, not 0 or the last value, while a rate has nothing to divide by (no answers
@@ -195,7 +192,7 @@ class WorkerMetrics:
         for gauge in (self.month_index, *self.month_sums.values()):
             gauge.clear()  # a month no longer derived from the histories
         for m in report["live_months"]:
-            self.month_index.labels(month=m).set(int(m[:4]) * 12 + int(m[5:]) - 1)
+            self.month_index.labels(month=m).set(month_index(m))
             for key, gauge in self.month_sums.items():
                 gauge.labels(month=m).set(months[m][key])
 

@@ -17,7 +17,7 @@ customers as Kafka's default partitioner (murmur2, Java's and kafka-python's) pl
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
@@ -60,11 +60,20 @@ def loader(table: Any) -> Callable[[int], PeerBaseline]:
     return load
 
 
-def changed(peers: dict[int, PeerBaseline]) -> list[tuple[int, bytes]]:
-    """The baselines observed since they were last stored, encoded; marks them stored."""
+def changed(peers: dict[int, PeerBaseline], partitions: Iterable[int]) -> list[tuple[int, bytes]]:
+    """The baselines of `partitions` observed since they were last stored, encoded; marks
+    them stored. Those of other partitions stay marked, for a batch that has one of their
+    messages to store them with.
+
+    >>> peers = {0: PeerBaseline(), 1: PeerBaseline()}
+    >>> peers[0].changed = peers[1].changed = True
+    >>> [p for p, _ in changed(peers, [1, 2])], peers[0].changed, peers[1].changed
+    ([1], True, False)
+    """
     out = []
-    for partition, baseline in sorted(peers.items()):
-        if baseline.changed:
+    for partition in sorted(partitions):
+        baseline = peers.get(partition)
+        if baseline is not None and baseline.changed:
             out.append((partition, orjson.dumps(baseline.to_dict())))
             baseline.changed = False
     return out

@@ -8,7 +8,7 @@ import zlib
 
 from prometheus_client import CollectorRegistry
 
-from churnstream.models.business import Month
+from churnstream.models.business import Month, month_index
 from churnstream.models.replay import replay
 from churnstream.schemas.events import parse_event_dict
 from churnstream.streams.metrics import BUSINESS_COUNTERS, MONTH_SUMS, WorkerMetrics
@@ -49,9 +49,13 @@ def test_summed_counts_give_the_whole_streams_rates() -> None:
     # customers' histories (its current month and the one before), labelled with the month.
     for report, registry in zip(reports, registries, strict=True):
         assert len(report["live_months"]) == 2
+        indices = [
+            registry.get_sample_value("churnstream_month_index", {"month": m})
+            for m in report["live_months"]
+        ]
+        assert indices == [month_index(m) for m in report["live_months"]]
+        assert indices[1] == indices[0] + 1  # last month, then this one
         for m in report["live_months"]:
-            index = registry.get_sample_value("churnstream_month_index", {"month": m})
-            assert index == int(m[:4]) * 12 + int(m[5:]) - 1
             for key in MONTH_SUMS:
                 value = registry.get_sample_value(f"churnstream_month_{key}", {"month": m})
                 assert value == report["months"][m][key], (m, key)
@@ -80,11 +84,11 @@ def test_summed_counts_give_the_whole_streams_rates() -> None:
 def test_a_worker_without_answers_exports_zero_counts() -> None:
     registry = exported(replay([]).business.report())
     assert registry.get_sample_value("churnstream_nps_answers_total") == 0.0
-    # The sums are 0, not NaN, before any month: a NaN would make every sum over workers NaN;
-    # a worker without a month exports no month's sums.
-    for name in ("churned_mrr", "expansion_mrr"):
-        assert registry.get_sample_value(f"churnstream_{name}") == 0.0, name
+    # A worker without a month exports no month's sums (the fleet's sums by month leave it
+    # out), and no unlabelled ones: the month's MRR movement is labelled with its month.
     assert registry.get_sample_value("churnstream_month_index", {"month": "2025-01"}) is None
+    for name in ("churned_mrr", "expansion_mrr"):
+        assert registry.get_sample_value(f"churnstream_{name}") is None, name
     # A rate with nothing to divide by is NaN, not 0 (nor the value it had before).
     assert math.isnan(registry.get_sample_value("churnstream_nps"))
     assert math.isnan(registry.get_sample_value("churnstream_logo_churn_rate"))

@@ -7,7 +7,13 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from churnstream.models.business import month_before, month_bounds, month_of
+from churnstream.models.business import (
+    month_at,
+    month_before,
+    month_bounds,
+    month_index,
+    month_of,
+)
 
 
 @given(st.floats(min_value=-62_135_596_800, max_value=253_402_300_799, allow_nan=False))
@@ -25,8 +31,11 @@ def test_a_month_holds_its_times_and_follows_the_month_before(at: datetime) -> N
     start, end = month_bounds(month)
     assert start <= ts < end and len(month) == 7
     assert month_of(end - 1e-3) == month
+    assert month_at(month_index(month)) == month
+    assert month_index(month) == at.year * 12 + at.month - 1  # the months since year 0
     before = month_before(month)
     if before is None:
         assert month == "0001-01"
     else:
         assert month_of(start - 1.0) == before < month
+        assert month_index(before) == month_index(month) - 1
