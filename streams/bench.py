@@ -45,7 +45,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -227,6 +227,14 @@ class Phase:
     worker_cpu_seconds: tuple[float, ...]  # each worker's, in that time
     machine_busy_seconds: float  # every process's: the workers', the broker's, the bench's
     broker_cpu_seconds: float = 0.0  # the local broker's JVM
+    events: float = 0.0  # processed in that time
+    # Of several workers, the part from the first moment every one of them had processed a
+    # message (the group's rebalance had given each partitions) to the last: None for one
+    # worker, or when one did all the work before another got a partition.
+    joined: Phase | None = None
+
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
 
     def worker_cores(self) -> list[float]:
         return [self._cores(c) for c in self.worker_cpu_seconds]
@@ -241,6 +249,34 @@ class Phase:
         return round(cpu_seconds / self.seconds, 2) if self.seconds else 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """What `wait_processed` read at one moment: the time, events done, each worker's CPU,
+    the machine's busy seconds and the broker's CPU."""
+
+    at: float
+    done: float
+    cpu: tuple[float, ...]
+    busy: float
+    broker_cpu: float
+
+    def since(self, start: Mark) -> Phase:
+        """The phase from `start` to this moment.
+
+        >>> a, b = Mark(1.0, 10, (2.0,), 3.0, 0.5), Mark(3.0, 30, (3.5,), 6.0, 0.7)
+        >>> phase = b.since(a)
+        >>> phase.rate(), phase.worker_cores(), phase.machine_cores()
+        (10.0, [0.75], 1.5)
+        """
+        return Phase(
+            self.at - start.at,
+            tuple(c - c0 for c, c0 in zip(self.cpu, start.cpu, strict=True)),
+            self.busy - start.busy,
+            self.broker_cpu - start.broker_cpu,
+            events=self.done - start.done,
+        )
+
+
 def wait_processed(
     workers: list[Worker],
     total: int,
@@ -251,30 +287,36 @@ def wait_processed(
     """From the first processed message to the last; Stalled when nothing moves. `broker`:
     the broker's pid, whose CPU is measured too."""
     deadline = time.monotonic() + timeout
-    first: tuple[float, list[float], float, float] | None = None
+    first: Mark | None = None  # the first processed message
+    joined: Mark | None = None  # the first moment every worker had processed one
     last_done, last_change = -1.0, time.monotonic()
     while time.monotonic() < deadline:
         pages = [scrape_or_empty(w.url) for w in workers]
-        busy, broker_cpu = machine_busy_seconds(), process_cpu_seconds(broker)
         # Each simulated event is applied once (its redelivered or re-read copies count as
         # duplicates, which would count it twice here).
-        done = sum(
+        each = [
             p.get("churnstream_events_processed_total", 0.0)
             + p.get("churnstream_events_invalid_total", 0.0)
             for p in pages
+        ]
+        done = sum(each)
+        mark = Mark(
+            time.monotonic(),
+            done,
+            tuple(p.get("process_cpu_seconds_total", 0.0) for p in pages),
+            machine_busy_seconds(),
+            process_cpu_seconds(broker),
         )
-        cpu = [p.get("process_cpu_seconds_total", 0.0) for p in pages]
-        now = time.monotonic()
         if first is None and done > 0:
-            first = (now, cpu, busy, broker_cpu)
+            first = mark
+        if joined is None and len(workers) > 1 and min(each) > 0:
+            joined = mark
         if done >= total:
-            start, start_cpu, start_busy, start_broker = first or (now, cpu, busy, broker_cpu)
-            return Phase(
-                now - start,
-                tuple(c - c0 for c, c0 in zip(cpu, start_cpu, strict=True)),
-                busy - start_busy,
-                broker_cpu - start_broker,
-            )
+            whole = mark.since(first or mark)
+            if joined is None or joined.at == mark.at:
+                return whole
+            return replace(whole, joined=mark.since(joined))
+        now = mark.at
         if done != last_done:
             last_done, last_change = done, now
         elif now - last_change > stall:
@@ -419,38 +461,57 @@ def round_figures(
     """One round's rates, ratios and cores (`two` is why it stalled, if it did). `one` and
     `one_after` are the one-worker phases before and after the two-worker one:
     `two_over_one` divides by the mean of their rates, `two_over_one_before` by the first
-    alone (as rounds before the second phase existed did).
+    alone (as rounds before the second phase existed did). The two workers' rate is taken
+    once both are processing (`Phase.joined`); `..._from_first` from the first processed
+    message, which includes the moments before the second joins (as earlier rounds
+    did). `raw` is the raw consumer's rate of the same `total` events.
 
-    >>> one, after = Phase(10.0, (10.0,), 11.0, 1.0), Phase(12.5, (12.5,), 13.0, 1.0)
-    >>> two = Phase(5.0, (4.5, 4.5), 10.0, 0.5)
+    >>> one = Phase(10.0, (10.0,), 11.0, 1.0, events=1000)
+    >>> after = Phase(12.5, (12.5,), 13.0, 1.0, events=1000)
+    >>> joined = Phase(4.0, (3.6, 3.6), 8.0, 0.4, events=900)
+    >>> two = Phase(5.0, (4.5, 4.5), 10.0, 0.5, events=1000, joined=joined)
     >>> f = round_figures(1000, 400.0, one, two, after)
     >>> f["one_worker_events_per_s"], f["one_worker_after_events_per_s"]
     (100, 80)
-    >>> f["two_over_one"], f["two_over_one_before"], f["two_workers_broker_cores"]
-    (2.222, 2.0, 0.1)
+    >>> f["two_workers_events_per_s"], f["two_workers_from_first_events_per_s"]
+    (225, 200)
+    >>> f["two_over_one"], f["two_over_one_before"], f["two_over_one_from_first"]
+    (2.5, 2.25, 2.222)
+    >>> f["two_workers_join_seconds"], f["two_workers_broker_cores"]
+    (1.0, 0.1)
     >>> round_figures(1000, 400.0, one, "no progress", after)["two_over_one"] is None
     True
     """
-    one_rate, after_rate = total / one.seconds, total / one_after.seconds
+    one_rate, after_rate = one.rate(), one_after.rate()
+    ones = statistics.mean((one_rate, after_rate))
     phase = None if isinstance(two, str) else two
-    two_rate = total / phase.seconds if phase else None
+    steady = phase and (phase.joined or phase)
+    two_rate = steady.rate() if steady else None
+    from_first = phase.rate() if phase else None
+
+    def ratio(rate: float | None, over: float) -> float | None:
+        return round(rate / over, 3) if rate else None
+
     return {
         "raw_consumer_events_per_s": round(raw),
         "one_worker_events_per_s": round(one_rate),
         "two_workers_events_per_s": round(two_rate) if two_rate else None,
+        "two_workers_from_first_events_per_s": round(from_first) if from_first else None,
+        "two_workers_join_seconds": (
+            round(phase.seconds - phase.joined.seconds, 1) if phase and phase.joined else None
+        ),
         "one_worker_after_events_per_s": round(after_rate),
         "one_worker_over_raw": round(one_rate / raw, 3),
-        "two_over_one": (
-            round(two_rate / statistics.mean((one_rate, after_rate)), 3) if two_rate else None
-        ),
-        "two_over_one_before": round(two_rate / one_rate, 3) if two_rate else None,
+        "two_over_one": ratio(two_rate, ones),
+        "two_over_one_before": ratio(two_rate, one_rate),
+        "two_over_one_from_first": ratio(from_first, ones),
         "one_worker_cpu_cores": one.worker_cores()[0],
         "one_worker_after_cpu_cores": one_after.worker_cores()[0],
         "one_worker_broker_cores": one.broker_cores(),
         "one_worker_machine_busy_cores": one.machine_cores(),
-        "two_workers_cpu_cores": phase.worker_cores() if phase else None,
-        "two_workers_broker_cores": phase.broker_cores() if phase else None,
-        "two_workers_machine_busy_cores": phase.machine_cores() if phase else None,
+        "two_workers_cpu_cores": steady.worker_cores() if steady else None,
+        "two_workers_broker_cores": steady.broker_cores() if steady else None,
+        "two_workers_machine_busy_cores": steady.machine_cores() if steady else None,
         "two_workers_stalled": two if isinstance(two, str) else None,
     }
 

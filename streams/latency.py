@@ -119,4 +119,8 @@ def paced_alert_latency(
         "alerts": len(latencies),
         **percentiles(latencies),
         "max_ms": round(max(latencies) * 1000, 1) if latencies else float("nan"),
+        # Where the time went: from the event's send to the worker's sending of the alert
+        # (the alert record's timestamp), and from there to this consumer reading it.
+        "to_worker_send": percentiles([stamped - (at - lat) for at, lat, stamped in matched]),
+        "worker_send_to_read": percentiles([at - stamped for at, _, stamped in matched]),
     }

@@ -53,6 +53,15 @@ def test_bench_runs_every_phase_and_reports_them(settings: Settings, tmp_path: P
             two = r["two_workers_events_per_s"]
             assert r["two_over_one"] == pytest.approx(two / ((one + after) / 2), abs=0.01)
             assert r["two_over_one_before"] == pytest.approx(two / one, abs=0.01)
+            # Also from the first processed message, as rounds before the join was timed.
+            first = r["two_workers_from_first_events_per_s"]
+            assert r["two_over_one_from_first"] == pytest.approx(
+                first / ((one + after) / 2), abs=0.01
+            )
+            if r["two_workers_join_seconds"] is None:  # one worker did it all (see below)
+                assert two == first
+            else:
+                assert r["two_workers_join_seconds"] >= 0 and two > 0
         for key in ("one_worker_events_per_s", "two_over_one", "one_worker_broker_cores"):
             assert result[key] == statistics.median(r[key] for r in rounds), key
         p99 = [r["latency_at_half_load"]["p99_ms"] for r in rounds]
@@ -73,6 +82,11 @@ def check_bench(result: dict) -> None:  # type: ignore[type-arg]
     assert result["scored_with_model_version"] == 1  # the model trained and published first
     latency = result["latency_at_half_load"]
     assert latency["events"] > latency["alerts"] > 0 and not math.isnan(latency["p99_ms"])
+    # The parts of each alert's latency: to the worker's send, and from there to the reader.
+    parts = latency["to_worker_send"], latency["worker_send_to_read"]
+    assert all(part["p50_ms"] >= 0 for part in parts)
+    # Each part is within the whole (a record's timestamp is in whole milliseconds).
+    assert max(part["p99_ms"] for part in parts) <= latency["max_ms"] + 1
 
 
 def check_rates(figures: dict) -> None:  # type: ignore[type-arg]
