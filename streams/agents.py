@@ -114,6 +114,7 @@ async def handle_batch(wiring: Wiring, event_type: str, records: list[Any]) -> N
     publish: list[tuple[str, Message]] = []  # after the changelog has the records
     for customer_id, items in by_customer.items():
         outcomes: list[tuple[Any, Event, Outcome]] = []
+        check_placement(wiring, event_type, customer_id, items)
         try:
             current = items[-1][0]
             with acting_for(current):
@@ -160,6 +161,37 @@ async def handle_batch(wiring: Wiring, event_type: str, records: list[Any]) -> N
     if records:
         per_event = (time.perf_counter() - started) / len(records)
         metrics.processing_seconds.labels(type=event_type).observe(per_event)
+
+
+def check_placement(
+    wiring: Wiring, event_type: str, customer_id: str, items: list[tuple[Any, Event]]
+) -> None:
+    """Count a customer's messages that are not on the partition Kafka's default partitioner
+    gives their id, and log the first from each partition. They are applied all the same, but
+    the customer is judged against the usage baseline of another partition, which this
+    worker may not own (it then stays in memory, unstored), and the API looks for them
+    elsewhere. The cause is a producer that partitions another way (librdkafka's default,
+    CRC32) or topics with another partition count than the settings say."""
+    expected = wiring.context.peer_group(customer_id)
+    misplaced = [record.message for record, _ in items if record.message.partition != expected]
+    if not misplaced:
+        return
+    wiring.metrics.events_misplaced.labels(type=event_type).inc(len(misplaced))
+    partition = misplaced[0].partition
+    if partition not in wiring.misplaced_logged:
+        wiring.misplaced_logged.add(partition)
+        log.warning(
+            "customer %s's %s event is on partition %d of %s, where Kafka's default "
+            "partitioner gives partition %d of %d: the producer partitions another way, or "
+            "the topic has another partition count (logged once per partition; counted in "
+            "churnstream_events_misplaced_total)",
+            customer_id,
+            event_type,
+            partition,
+            misplaced[0].topic,
+            expected,
+            wiring.settings.topic_partitions,
+        )
 
 
 def store_baselines(wiring: Wiring, by_customer: dict[str, list[tuple[Any, Event]]]) -> None:

@@ -48,6 +48,7 @@ class Wiring:
     in_flight: collections.Counter[str] = field(default_factory=collections.Counter)
     model_info: dict[str, Any] = field(default_factory=dict)  # the loaded churn model's report
     suggested_weights: dict[str, Any] = field(default_factory=dict)
+    misplaced_logged: set[int] = field(default_factory=set)  # partitions (`check_placement`)
 
 
 def _credentials(settings: Settings) -> Any:

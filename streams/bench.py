@@ -541,7 +541,7 @@ def medians(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         elif isinstance(values[0], list):
             out[key] = [round(statistics.median(v), 2) for v in zip(*values, strict=True)]
         else:
-            out[key] = statistics.median(values)
+            out[key] = round(statistics.median(values), 3)  # the mean of the middle two
     return out
 
 

@@ -139,6 +139,7 @@ class WorkerMetrics:
     events_duplicate: Counter
     events_recovered: Counter
     events_invalid: Counter
+    events_misplaced: Counter
     processing_seconds: Histogram
     batch_delay_seconds: Histogram
     dead_letters: Counter
@@ -233,6 +234,13 @@ class WorkerMetrics:
                 name("events_invalid"),
                 "Invalid events sent to the dead-letter topic, by reason",
                 ["reason"],
+                registry=registry,
+            ),
+            events_misplaced=Counter(
+                name("events_misplaced"),
+                "Events on another partition than Kafka's default partitioner (murmur2 of the "
+                "key, over CHURNSTREAM_TOPIC_PARTITIONS) gives their customer id, by type",
+                ["type"],
                 registry=registry,
             ),
             processing_seconds=Histogram(

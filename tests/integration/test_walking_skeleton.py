@@ -5,10 +5,12 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 
+import orjson
 from kafka import KafkaProducer
 
 from churnstream.schemas.records import DeadLetter
 from churnstream.streams.malformed import malformed_messages
+from churnstream.streams.peer_store import partitioner
 from churnstream.streams.producing import produce_events
 from churnstream.streams.simulation import simulate
 from harness import http_json, read_topic, wait_for
@@ -27,10 +29,21 @@ def test_thousand_valid_and_fifty_invalid(settings, start_worker) -> None:  # ty
             m = bad[i // 20]
             producer.send(settings.topic(m.topic_type), key=m.key, value=m.value)
         produce_events(settings, [event], producer=producer)
+    # One login on another partition than Kafka's default partitioner gives its customer (a
+    # producer that partitions another way): applied, and counted as misplaced.
+    stray = {"event_id": "stray-1", "customer_id": "cus_stray", "type": "login"}
+    stray["ts"] = valid[-1]["ts"]
+    right = partitioner(settings.topic_partitions)("cus_stray")
+    producer.send(
+        settings.topic("login"),
+        key=b"cus_stray",
+        value=orjson.dumps(stray),
+        partition=(right + 1) % settings.topic_partitions,
+    )
     producer.flush()
     producer.close()
 
-    expected: dict[str, Counter[str]] = {}
+    expected: dict[str, Counter[str]] = {"cus_stray": Counter(login=1)}
     for e in valid:
         expected.setdefault(e["customer_id"], Counter())[e["type"]] += 1
 
@@ -53,8 +66,10 @@ def test_thousand_valid_and_fifty_invalid(settings, start_worker) -> None:  # ty
         assert d.error_code == by_value[d.original_bytes()]
         assert d.reason and d.topic.startswith(settings.topic_prefix)
     assert worker.metric("churnstream_events_invalid_total") == 50
-    assert worker.metric("churnstream_events_processed_total") == 1000
-    assert worker.metric("churnstream_batch_delay_seconds_count") == 1050
+    assert worker.metric("churnstream_events_processed_total") == 1001
+    assert worker.metric("churnstream_events_misplaced_total", {"type": "login"}) == 1
+    assert worker.metric("churnstream_events_misplaced_total") == 1  # the stray alone
+    assert worker.metric("churnstream_batch_delay_seconds_count") == 1051
     assert worker.metric("churnstream_batch_delay_seconds_sum") > 0
     # The default event loop is uvloop, and the worker runs on it.
     assert worker.metric("churnstream_worker_info", {"event_loop": "uvloop"}) == 1

@@ -432,3 +432,29 @@ def test_a_usage_event_stores_its_partitions_peer_baseline() -> None:
     assert not wiring.context.peers[partition].changed
     # Not a customer: the recount leaves it out.
     assert asyncio.run(recount(wiring)) == 1
+
+
+def test_events_on_another_partition_than_kafkas_default_are_counted_logged_and_applied() -> None:
+    """A producer that partitions another way (librdkafka's default, CRC32) puts c1 where
+    Kafka's default partitioner does not: each such event is counted, the first of the
+    partition logged, and all are applied; an event where it belongs counts nothing."""
+    wiring, send = _wiring()
+    agent = wiring.app.agents["churnstream.login-events"]
+    right = peer_store.partitioner(wiring.settings.topic_partitions)("c1")
+    wrong = (right + 1) % wiring.settings.topic_partitions
+
+    async def run() -> None:
+        async with agent.test_context() as a:
+            for event_id, partition in (("e1", right), ("e2", wrong), ("e3", wrong)):
+                event = orjson.dumps({**LOGIN, "event_id": event_id})
+                await a.put(event, key=b"c1", partition=partition)
+                await asyncio.sleep(0.1)  # a batch each
+
+    with mock.patch.object(agents.log, "warning") as warning:
+        asyncio.run(run())
+    reg = wiring.metrics.registry
+    assert reg.get_sample_value("churnstream_events_misplaced_total", {"type": "login"}) == 2
+    assert reg.get_sample_value(PROCESSED, {"type": "login"}) == 3
+    [call] = warning.call_args_list  # once for the partition, not once an event
+    assert call.args[1:4] == ("c1", "login", wrong) and call.args[5] == right
+    send.assert_not_called()  # nothing dead-lettered
