@@ -59,6 +59,20 @@ class PeerBaseline:
             baseline._var[key] = var
         return baseline
 
+    def copy(self) -> PeerBaseline:
+        """An independent copy, `changed` included.
+
+        >>> p = PeerBaseline()
+        >>> p.observe("pro", 3.0)
+        >>> q = p.copy()
+        >>> q.observe("pro", 5.0)
+        >>> p.count("pro"), q.count("pro"), q.changed
+        (1, 2, True)
+        """
+        twin = PeerBaseline.from_dict(self.to_dict())
+        twin.changed = self.changed
+        return twin
+
     def count(self, plan: str | None) -> int:
         v = self._var.get(plan or ALL)
         return int(v.mean.n) if v is not None else 0

@@ -25,6 +25,7 @@ import orjson
 from faust.streams import _current_event  # the context variable Faust's stores read
 
 from churnstream.models.outbox import Message
+from churnstream.models.peers import PeerBaseline
 from churnstream.models.scoring import REDELIVERED, CustomerRecord, Outcome, step, tally
 from churnstream.schemas.decoding import decode_event
 from churnstream.schemas.errors import InvalidEvent
@@ -115,10 +116,14 @@ async def handle_batch(wiring: Wiring, event_type: str, records: list[Any]) -> N
     for customer_id, items in by_customer.items():
         outcomes: list[tuple[Any, Event, Outcome]] = []
         check_placement(wiring, event_type, customer_id, items)
+        before: tuple[int, PeerBaseline] | None = None  # the baseline before, for a failure
         try:
             current = items[-1][0]
             with acting_for(current):
                 customer = load_record(wiring, customer_id)
+                if event_type == "usage":  # the only events the baselines count
+                    group = wiring.context.peer_group(customer_id)
+                    before = (group, wiring.context.peers_for(customer_id).copy())
                 again = customer.outbox.take_over(wiring.incarnation, wiring.in_flight)
                 new: list[Message] = []
                 for record, event in items:
@@ -134,6 +139,8 @@ async def handle_batch(wiring: Wiring, event_type: str, records: list[Any]) -> N
                 wiring.in_flight.update(m.id for m in sending)
         except Exception as exc:  # a bug on one customer must not stop the worker
             log.exception("scoring customer %s failed", customer_id)
+            if before is not None:  # the batch's usage must not count among the peers either
+                wiring.context.peers[before[0]] = before[1]
             # Nothing of this customer's batch was stored: dead-letter all of it.
             for record, _ in items:
                 reason = f"{type(exc).__name__}: {exc}"

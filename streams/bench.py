@@ -455,22 +455,20 @@ def two_workers(settings: Settings, workdir: Path, total: int) -> Phase | str:
             w.stop()
 
 
-def round_figures(
-    total: int, raw: float, one: Phase, two: Phase | str, one_after: Phase
-) -> dict[str, Any]:
+def round_figures(raw: float, one: Phase, two: Phase | str, one_after: Phase) -> dict[str, Any]:
     """One round's rates, ratios and cores (`two` is why it stalled, if it did). `one` and
     `one_after` are the one-worker phases before and after the two-worker one:
     `two_over_one` divides by the mean of their rates, `two_over_one_before` by the first
     alone (as rounds before the second phase existed did). The two workers' rate is taken
     once both are processing (`Phase.joined`); `..._from_first` from the first processed
     message, which includes the moments before the second joins (as earlier rounds
-    did). `raw` is the raw consumer's rate of the same `total` events.
+    did). `raw` is the raw consumer's rate of the same events.
 
     >>> one = Phase(10.0, (10.0,), 11.0, 1.0, events=1000)
     >>> after = Phase(12.5, (12.5,), 13.0, 1.0, events=1000)
     >>> joined = Phase(4.0, (3.6, 3.6), 8.0, 0.4, events=900)
     >>> two = Phase(5.0, (4.5, 4.5), 10.0, 0.5, events=1000, joined=joined)
-    >>> f = round_figures(1000, 400.0, one, two, after)
+    >>> f = round_figures(400.0, one, two, after)
     >>> f["one_worker_events_per_s"], f["one_worker_after_events_per_s"]
     (100, 80)
     >>> f["two_workers_events_per_s"], f["two_workers_from_first_events_per_s"]
@@ -479,7 +477,7 @@ def round_figures(
     (2.5, 2.25, 2.222)
     >>> f["two_workers_join_seconds"], f["two_workers_broker_cores"]
     (1.0, 0.1)
-    >>> round_figures(1000, 400.0, one, "no progress", after)["two_over_one"] is None
+    >>> round_figures(400.0, one, "no progress", after)["two_over_one"] is None
     True
     """
     one_rate, after_rate = one.rate(), one_after.rate()
@@ -589,7 +587,7 @@ def _run_phases(
         create_topics(after)
         one_after = one_worker(after, workdir, sent, name="one-after").phase
         shutil.rmtree(after.data_dir, ignore_errors=True)
-        figures = round_figures(sent, raw, ones[-1].phase, pair, one_after)
+        figures = round_figures(raw, ones[-1].phase, pair, one_after)
         lat = settings.model_copy(
             update={
                 "topic_prefix": f"{ns}-lat{suffix}",

@@ -194,6 +194,18 @@ def test_invalid_messages_go_to_dead_letter_and_the_agent_goes_on() -> None:
     assert reg.get_sample_value("churnstream_events_invalid_total", {"reason": "wrong_topic"}) == 1
 
 
+def step_failing_on(event_id: str):  # type: ignore[no-untyped-def]
+    """The scoring step, raising on the event `event_id` (a bug on one customer)."""
+    real_step = agents.step
+
+    def step(record, event, source, ctx):  # type: ignore[no-untyped-def]
+        if event.event_id == event_id:
+            raise RuntimeError(f"a bug on {event_id}")
+        return real_step(record, event, source, ctx)
+
+    return step
+
+
 def test_a_customer_that_fails_mid_batch_is_dead_lettered_and_counted_nowhere() -> None:
     """c1's second survey of a batch raises: both of c1's surveys are dead-lettered, its
     record is not stored, and neither is in the aggregates (its first was applied in memory
@@ -202,12 +214,6 @@ def test_a_customer_that_fails_mid_batch_is_dead_lettered_and_counted_nowhere() 
     agent = wiring.app.agents["churnstream.survey-events"]
     reg, business = wiring.metrics.registry, wiring.business
     survey = {**LOGIN, "type": "survey", "kind": "nps", "score": 10}
-    real_step = agents.step
-
-    def step(record, event, source, ctx):  # type: ignore[no-untyped-def]
-        if event.event_id == "s2":
-            raise RuntimeError("a bug on s2")
-        return real_step(record, event, source, ctx)
 
     async def run() -> None:
         async with agent.test_context() as a:
@@ -219,7 +225,7 @@ def test_a_customer_that_fails_mid_batch_is_dead_lettered_and_counted_nowhere() 
                     break
                 await asyncio.sleep(0.01)
 
-    with mock.patch.object(agents, "step", side_effect=step):
+    with mock.patch.object(agents, "step", side_effect=step_failing_on("s2")):
         asyncio.run(run())
     letters = [DeadLetter.model_validate_json(c.kwargs["value"]) for c in send.call_args_list]
     assert [d.error_code for d in letters] == ["processing_error"] * 2
@@ -458,3 +464,36 @@ def test_events_on_another_partition_than_kafkas_default_are_counted_logged_and_
     [call] = warning.call_args_list  # once for the partition, not once an event
     assert call.args[1:4] == ("c1", "login", wrong) and call.args[5] == right
     send.assert_not_called()  # nothing dead-lettered
+
+
+def test_a_customer_that_fails_leaves_the_usage_baseline_as_it_was() -> None:
+    """c1's second usage event of a batch raises after its first was counted among c1's
+    partition's peers: c1's batch is dead-lettered, and the baseline counts only the usage
+    of c2, a customer of the same partition in the same batch."""
+    wiring, send = _wiring(batch_within=0.3)
+    agent = wiring.app.agents["churnstream.usage-events"]
+    place = peer_store.partitioner(wiring.settings.topic_partitions)
+    partition = place("c1")
+    c2 = next(c for c in (f"c{i}" for i in range(2, 200)) if place(c) == partition)
+    usage = {**LOGIN, "type": "usage", "feature": "api", "quantity": 3.0}
+
+    async def run() -> None:
+        async with agent.test_context() as a:
+            for event_id, customer in (("u1", "c1"), ("u2", "c1"), ("u3", c2)):
+                event = {**usage, "event_id": event_id, "customer_id": customer}
+                await a.put(
+                    orjson.dumps(event), key=customer.encode(), partition=partition, wait=False
+                )
+            for _ in range(200):
+                if send.call_count == 2 and wiring.metrics.registry.get_sample_value(
+                    PROCESSED, {"type": "usage"}
+                ):
+                    break
+                await asyncio.sleep(0.01)
+
+    with mock.patch.object(agents, "step", side_effect=step_failing_on("u2")):
+        asyncio.run(run())
+    assert send.call_count == 2  # u1 and u2
+    assert wiring.context.peers[partition].count(None) == 1  # c2's usage alone
+    stored = orjson.loads(wiring.state.data[peer_store.baseline_key(partition)])
+    assert PeerBaseline.from_dict(stored).count(None) == 1
