@@ -26,6 +26,7 @@ from churnstream.streams.producing import make_producer
 from churnstream.streams.settings import Settings
 
 TICK = 0.01  # seconds between paced sends
+WARM_UP = 5.0  # seconds at the start of a run that `after_first_5s` leaves out
 
 
 def _key(customer_id: str, ts: str) -> tuple[str, datetime]:
@@ -83,7 +84,7 @@ def paced_alert_latency(
     producer = make_producer(settings, linger_ms=0)
     topics = settings.event_topics()
     sent_at: dict[tuple[str, datetime], float] = {}
-    started = time.monotonic()
+    started, first_send = time.monotonic(), time.time()
     it = iter(events)
     sent = 0
     try:
@@ -123,4 +124,17 @@ def paced_alert_latency(
         # (the alert record's timestamp), and from there to this consumer reading it.
         "to_worker_send": percentiles([stamped - (at - lat) for at, lat, stamped in matched]),
         "worker_send_to_read": percentiles([at - stamped for at, _, stamped in matched]),
+        # Without the run's first seconds: a fresh worker on new topics, every customer's
+        # first record, and the simulated customers' first alerts all at once.
+        f"after_first_{WARM_UP:g}s": percentiles(after_warm_up(matched, first_send)),
     }
+
+
+def after_warm_up(matched: list[tuple[float, float, float]], first_send: float) -> list[float]:
+    """The latencies of the alerts whose event was sent `WARM_UP` seconds or more after the
+    run's first send (`matched`: each alert's time received, latency, record timestamp).
+
+    >>> after_warm_up([(100.2, 0.2, 100.1), (107.0, 0.5, 106.9)], first_send=100.0)
+    [0.5]
+    """
+    return [lat for at, lat, _ in matched if at - lat - first_send >= WARM_UP]
