@@ -507,9 +507,10 @@ def round_figures(raw: float, one: Phase, two: Phase | str, one_after: Phase) ->
         "one_worker_after_cpu_cores": one_after.worker_cores()[0],
         "one_worker_broker_cores": one.broker_cores(),
         "one_worker_machine_busy_cores": one.machine_cores(),
-        "two_workers_cpu_cores": steady.worker_cores() if steady else None,
-        "two_workers_broker_cores": steady.broker_cores() if steady else None,
-        "two_workers_machine_busy_cores": steady.machine_cores() if steady else None,
+        # Over the whole phase: CPU is read in 10 ms ticks, too coarse for a short join.
+        "two_workers_cpu_cores": phase.worker_cores() if phase else None,
+        "two_workers_broker_cores": phase.broker_cores() if phase else None,
+        "two_workers_machine_busy_cores": phase.machine_cores() if phase else None,
         "two_workers_stalled": two if isinstance(two, str) else None,
     }
 
