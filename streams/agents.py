@@ -115,15 +115,15 @@ async def handle_batch(wiring: Wiring, event_type: str, records: list[Any]) -> N
     publish: list[tuple[str, Message]] = []  # after the changelog has the records
     for customer_id, items in by_customer.items():
         outcomes: list[tuple[Any, Event, Outcome]] = []
-        check_placement(wiring, event_type, customer_id, items)
-        before: tuple[int, PeerBaseline] | None = None  # the baseline before, for a failure
+        partition = wiring.context.peer_group(customer_id)  # Kafka's default partitioner's
+        check_placement(wiring, event_type, customer_id, items, partition)
+        before: PeerBaseline | None = None  # the partition's baseline before, for a failure
         try:
             current = items[-1][0]
             with acting_for(current):
                 customer = load_record(wiring, customer_id)
                 if event_type == "usage":  # the only events the baselines count
-                    group = wiring.context.peer_group(customer_id)
-                    before = (group, wiring.context.peers_for(customer_id).copy())
+                    before = wiring.context.peers_for(customer_id).copy()
                 again = customer.outbox.take_over(wiring.incarnation, wiring.in_flight)
                 new: list[Message] = []
                 for record, event in items:
@@ -140,7 +140,7 @@ async def handle_batch(wiring: Wiring, event_type: str, records: list[Any]) -> N
         except Exception as exc:  # a bug on one customer must not stop the worker
             log.exception("scoring customer %s failed", customer_id)
             if before is not None:  # the batch's usage must not count among the peers either
-                wiring.context.peers[before[0]] = before[1]
+                wiring.context.peers[partition] = before
             # Nothing of this customer's batch was stored: dead-letter all of it.
             for record, _ in items:
                 reason = f"{type(exc).__name__}: {exc}"
@@ -171,15 +171,18 @@ async def handle_batch(wiring: Wiring, event_type: str, records: list[Any]) -> N
 
 
 def check_placement(
-    wiring: Wiring, event_type: str, customer_id: str, items: list[tuple[Any, Event]]
+    wiring: Wiring,
+    event_type: str,
+    customer_id: str,
+    items: list[tuple[Any, Event]],
+    expected: int,
 ) -> None:
     """Count a customer's messages that are not on the partition Kafka's default partitioner
-    gives their id, and log the first from each partition. They are applied all the same, but
+    gives their id (`expected`), and log the first from each partition. They are applied all the same, but
     the customer is judged against the usage baseline of another partition, which this
     worker may not own (it then stays in memory, unstored), and the API looks for them
     elsewhere. The cause is a producer that partitions another way (librdkafka's default,
     CRC32) or topics with another partition count than the settings say."""
-    expected = wiring.context.peer_group(customer_id)
     misplaced = [record.message for record, _ in items if record.message.partition != expected]
     if not misplaced:
         return

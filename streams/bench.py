@@ -220,6 +220,16 @@ def broker_pid() -> int | None:
 
 
 @dataclass(frozen=True, slots=True)
+class Join:
+    """The first moment every worker of a group had processed a message (the group's
+    rebalance had given each partitions): seconds into the phase, and the events processed
+    from then to the phase's end."""
+
+    after_seconds: float
+    events: float
+
+
+@dataclass(frozen=True, slots=True)
 class Phase:
     """Workers processing a stream, from the first processed message to the last."""
 
@@ -228,13 +238,24 @@ class Phase:
     machine_busy_seconds: float  # every process's: the workers', the broker's, the bench's
     broker_cpu_seconds: float = 0.0  # the local broker's JVM
     events: float = 0.0  # processed in that time
-    # Of several workers, the part from the first moment every one of them had processed a
-    # message (the group's rebalance had given each partitions) to the last: None for one
+    # Of several workers, when every one of them had processed a message: None for one
     # worker, or when one did all the work before another got a partition.
-    joined: Phase | None = None
+    joined: Join | None = None
 
     def rate(self) -> float:
         return self.events / self.seconds if self.seconds else 0.0
+
+    def joined_rate(self) -> float:
+        """The rate from the moment every worker was processing to the last message; the
+        whole phase's when there was no such moment.
+
+        >>> Phase(5.0, (4.5, 4.5), 10.0, events=1000, joined=Join(1.0, 900)).joined_rate()
+        225.0
+        """
+        if self.joined is None:
+            return self.rate()
+        seconds = self.seconds - self.joined.after_seconds
+        return self.joined.events / seconds if seconds else 0.0
 
     def worker_cores(self) -> list[float]:
         return [self._cores(c) for c in self.worker_cpu_seconds]
@@ -312,10 +333,11 @@ def wait_processed(
         if joined is None and len(workers) > 1 and min(each) > 0:
             joined = mark
         if done >= total:
-            whole = mark.since(first or mark)
+            start = first or mark
+            whole = mark.since(start)
             if joined is None or joined.at == mark.at:
                 return whole
-            return replace(whole, joined=mark.since(joined))
+            return replace(whole, joined=Join(joined.at - start.at, mark.done - joined.done))
         now = mark.at
         if done != last_done:
             last_done, last_change = done, now
@@ -460,14 +482,13 @@ def round_figures(raw: float, one: Phase, two: Phase | str, one_after: Phase) ->
     `one_after` are the one-worker phases before and after the two-worker one:
     `two_over_one` divides by the mean of their rates, `two_over_one_before` by the first
     alone (as rounds before the second phase existed did). The two workers' rate is taken
-    once both are processing (`Phase.joined`); `..._from_first` from the first processed
+    once both are processing (`Phase.joined_rate`); `..._from_first` from the first processed
     message, which includes the moments before the second joins (as earlier rounds
     did). `raw` is the raw consumer's rate of the same events.
 
     >>> one = Phase(10.0, (10.0,), 11.0, 1.0, events=1000)
     >>> after = Phase(12.5, (12.5,), 13.0, 1.0, events=1000)
-    >>> joined = Phase(4.0, (3.6, 3.6), 8.0, 0.4, events=900)
-    >>> two = Phase(5.0, (4.5, 4.5), 10.0, 0.5, events=1000, joined=joined)
+    >>> two = Phase(5.0, (4.5, 4.5), 10.0, 0.5, events=1000, joined=Join(1.0, 900))
     >>> f = round_figures(400.0, one, two, after)
     >>> f["one_worker_events_per_s"], f["one_worker_after_events_per_s"]
     (100, 80)
@@ -483,8 +504,7 @@ def round_figures(raw: float, one: Phase, two: Phase | str, one_after: Phase) ->
     one_rate, after_rate = one.rate(), one_after.rate()
     ones = statistics.mean((one_rate, after_rate))
     phase = None if isinstance(two, str) else two
-    steady = phase and (phase.joined or phase)
-    two_rate = steady.rate() if steady else None
+    two_rate = phase.joined_rate() if phase else None
     from_first = phase.rate() if phase else None
 
     def ratio(rate: float | None, over: float) -> float | None:
@@ -496,7 +516,7 @@ def round_figures(raw: float, one: Phase, two: Phase | str, one_after: Phase) ->
         "two_workers_events_per_s": round(two_rate) if two_rate else None,
         "two_workers_from_first_events_per_s": round(from_first) if from_first else None,
         "two_workers_join_seconds": (
-            round(phase.seconds - phase.joined.seconds, 1) if phase and phase.joined else None
+            round(phase.joined.after_seconds, 1) if phase and phase.joined else None
         ),
         "one_worker_after_events_per_s": round(after_rate),
         "one_worker_over_raw": round(one_rate / raw, 3),

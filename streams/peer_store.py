@@ -16,6 +16,7 @@ customers as Kafka's default partitioner (murmur2, Java's and kafka-python's) pl
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -39,9 +40,24 @@ def reserved(key: bytes) -> bool:
     return key.startswith(RESERVED)
 
 
-def partitioner(partitions: int) -> Callable[[str], int]:
-    """The partition Kafka's default partitioner gives a customer id's key."""
-    return lambda customer_id: (murmur2(customer_id.encode()) & 0x7FFFFFFF) % partitions
+PARTITIONS_CACHED = 1 << 16  # customers whose partition is kept (about 10 MB at most)
+
+
+def partitioner(partitions: int, cached: int = PARTITIONS_CACHED) -> Callable[[str], int]:
+    """The partition Kafka's default partitioner gives a customer id's key. kafka-python's
+    murmur2 is pure Python (1.46 us a call; 34 ns from the cache), and a usage event asks
+    for its customer's partition two or three times: the last `cached` customers' are kept.
+
+    >>> p = partitioner(8)
+    >>> p("cus_000001"), p("cus_000001"), p.cache_info().hits
+    (7, 7, 1)
+    """
+
+    @functools.lru_cache(maxsize=cached)
+    def partition(customer_id: str) -> int:
+        return (murmur2(customer_id.encode()) & 0x7FFFFFFF) % partitions
+
+    return partition
 
 
 def loader(table: Any) -> Callable[[int], PeerBaseline]:
