@@ -113,6 +113,9 @@ async def handle_batch(wiring: Wiring, event_type: str, records: list[Any]) -> N
 
     processed = metrics.events_processed.labels(type=event_type)
     publish: list[tuple[str, Message]] = []  # after the changelog has the records
+    # Sent once the batch's records and baselines are all put (`send_later`).
+    dead: list[tuple[Any, str, str]] = []  # message, code, reason
+    examples: list[tuple[str, bytes]] = []  # customer id, learning snapshot
     for customer_id, items in by_customer.items():
         outcomes: list[tuple[Any, Event, Outcome]] = []
         partition = wiring.context.peer_group(customer_id)  # Kafka's default partitioner's
@@ -142,9 +145,8 @@ async def handle_batch(wiring: Wiring, event_type: str, records: list[Any]) -> N
             if before is not None:  # the batch's usage must not count among the peers either
                 wiring.context.peers[partition] = before
             # Nothing of this customer's batch was stored: dead-letter all of it.
-            for record, _ in items:
-                reason = f"{type(exc).__name__}: {exc}"
-                await send_dead_letter(wiring, record.message, "processing_error", reason)
+            reason = f"{type(exc).__name__}: {exc}"
+            dead += [(record.message, "processing_error", reason) for record, _ in items]
             continue
         # Counted only now that the record is stored: a customer that failed above has all
         # its batch dead-lettered, and none of it in the aggregates.
@@ -155,19 +157,32 @@ async def handle_batch(wiring: Wiring, event_type: str, records: list[Any]) -> N
             if outcome.status == "duplicate":
                 metrics.events_duplicate.labels(type=event_type, cause=outcome.reason).inc()
             elif outcome.status == "too_late":
-                await send_dead_letter(wiring, message, "too_late", outcome.reason)
+                dead.append((message, "too_late", outcome.reason))
             else:
                 processed.inc()
                 if outcome.snapshot is not None:
-                    await wiring.model_examples.send(
-                        key=customer_id.encode(), value=snapshot_message(outcome.snapshot)
-                    )
+                    examples.append((customer_id, snapshot_message(outcome.snapshot)))
     store_baselines(wiring, by_customer)
+    await send_later(wiring, dead, examples)
     metrics.changelog_records.inc(await wiring.changelog.flush())
     await publish_outbox(wiring, publish)
     if records:
         per_event = (time.perf_counter() - started) / len(records)
         metrics.processing_seconds.labels(type=event_type).observe(per_event)
+
+
+async def send_later(
+    wiring: Wiring, dead: list[tuple[Any, str, str]], examples: list[tuple[str, bytes]]
+) -> None:
+    """A batch's dead letters and learning snapshots, sent after its customers' records and
+    the usage baselines they were counted in are put. Each await lets another agent's batch
+    run, and its flush sends every changelog record put so far: a customer's record sent
+    while their partition's baseline waits unput would say they were counted among the
+    peers, and a crash then would restart with a baseline that never counts them."""
+    for message, code, reason in dead:
+        await send_dead_letter(wiring, message, code, reason)
+    for customer_id, snapshot in examples:
+        await wiring.model_examples.send(key=customer_id.encode(), value=snapshot)
 
 
 def check_placement(

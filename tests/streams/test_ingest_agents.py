@@ -497,3 +497,33 @@ def test_a_customer_that_fails_leaves_the_usage_baseline_as_it_was() -> None:
     assert wiring.context.peers[partition].count(None) == 1  # c2's usage alone
     stored = orjson.loads(wiring.state.data[peer_store.baseline_key(partition)])
     assert PeerBaseline.from_dict(stored).count(None) == 1
+
+
+def test_another_agents_flush_mid_batch_never_sends_a_customer_without_their_baseline() -> None:
+    """The agents share the changelog, and a flush sends every record put so far. One that
+    another agent's batch makes while this batch waits (here: on sending c1's learning
+    snapshot) must not send c1's record, which says c1 counted among the peers today,
+    without the partition's baseline that counts c1: a crash just after would restart with
+    both, and c1's redelivered event, a duplicate, would never be counted."""
+    producer = FakeProducer()
+    wiring, _ = _wiring(producer)
+    agent = wiring.app.agents["churnstream.usage-events"]
+    partition = peer_store.partitioner(wiring.settings.topic_partitions)("c1")
+    key = peer_store.baseline_key(partition)
+    usage = {**LOGIN, "type": "usage", "feature": "api", "quantity": 3.0}
+    kafka_had: list[dict[bytes, bytes]] = []  # the changelog's records at each snapshot sent
+
+    async def flush_as_another_agent(*_args: object, **_kwargs: object) -> None:
+        await wiring.changelog.flush()
+        kafka_had.append(producer.latest())
+
+    wiring.model_examples.send.side_effect = flush_as_another_agent  # type: ignore[attr-defined]
+
+    async def run() -> None:
+        async with agent.test_context() as a:
+            await a.put(orjson.dumps(usage), key=b"c1", partition=partition)
+
+    asyncio.run(run())
+    [had] = kafka_had  # c1's first usage: one snapshot
+    assert b"c1" in had and key in had
+    assert PeerBaseline.from_dict(orjson.loads(had[key])).count(None) == 1
