@@ -326,6 +326,14 @@ def register(wiring: Wiring) -> None:
         for kind, n in lag.items():
             wiring.metrics.consumer_lag.labels(type=kind).set(n)
 
+    @wiring.app.task
+    async def connect_reader() -> None:
+        """Before the first batches need it (`Reader.connect`)."""
+        try:
+            await asyncio.to_thread(wiring.continuity.reader.connect)
+        except Exception:  # the reader connects on first use anyway
+            log.exception("connecting the continuity reader failed")
+
     @wiring.app.on_partitions_revoked.connect
     async def _revoked(app: Any, revoked: Any, **_: Any) -> None:
         wiring.continuity.forget(revoked)

@@ -131,14 +131,27 @@ class Reader:
             )
         return self._consumer
 
-    def first_offset(self, tp: TP) -> int:
-        """The group's committed offset, or the log start when nothing was committed."""
+    def connect(self) -> None:
+        """Create the client and load every topic's metadata in one request. Otherwise
+        kafka-python fetches a topic's on its first use: at a worker's start, the first
+        batch of each event topic waited about 95 ms for it, one topic after another
+        (docs/BENCHMARKS.md, "A worker's first batches")."""
         with self._lock:
-            consumer, part = self._client(), TopicPartition(*tp)
-            committed = consumer.committed(part)
-            if committed is not None:
-                return int(committed)
-            return int(consumer.beginning_offsets([part])[part])
+            self._client().topics()
+
+    def first_offsets(self, tps: Sequence[TP]) -> dict[TP, int]:
+        """Each partition's committed offset of the group, or its log start when nothing
+        was committed (the log starts in one request)."""
+        with self._lock:
+            consumer = self._client()
+            parts = [TopicPartition(*tp) for tp in tps]
+            committed = {part: consumer.committed(part) for part in parts}
+            missing = [part for part, offset in committed.items() if offset is None]
+            starts = consumer.beginning_offsets(missing) if missing else {}
+            return {
+                (part.topic, part.partition): int(offset if offset is not None else starts[part])
+                for part, offset in committed.items()
+            }
 
     def end_offsets(self, tps: Sequence[TP]) -> dict[TP, int]:
         with self._lock:
@@ -190,22 +203,26 @@ class Continuity:
     def lock(self, kind: str) -> asyncio.Lock:
         return self.locks.setdefault(kind, asyncio.Lock())
 
-    async def _begin(self, tp: TP) -> None:
-        if not self.positions.known(tp):
-            first = await asyncio.to_thread(self.reader.first_offset, tp)
+    async def _begin(self, tps: Iterable[TP]) -> None:
+        """Begin the partitions not begun yet, asking the broker for all of them at once."""
+        unknown = [tp for tp in dict.fromkeys(tps) if not self.positions.known(tp)]
+        if not unknown:
+            return
+        firsts = await asyncio.to_thread(self.reader.first_offsets, unknown)
+        for tp in unknown:
             # The agent and the check may begin a partition at once: whoever comes second
             # must not move back a position the other has already applied messages past.
             if not self.positions.known(tp):
-                self.positions.begin(tp, first)
+                self.positions.begin(tp, firsts[tp])
 
     async def in_order(self, records: Sequence[Any]) -> list[Any]:
         """The batch as it must be applied: messages applied already dropped, messages Faust
         skipped read from the broker and put in their place."""
+        await self._begin((r.message.topic, r.message.partition) for r in records)
         out: list[Any] = []
         for record in records:
             m = record.message
             tp = (m.topic, m.partition)
-            await self._begin(tp)
             placed = self.positions.place(tp, m.offset)
             if isinstance(placed, str):  # applied already
                 continue
@@ -222,8 +239,7 @@ class Continuity:
         backlog has not moved for `stall_seconds` (by the monotonic `now`) is read here and
         given to `process(kind, carriers)` in batches."""
         tps = [tp for tp in assigned if tp[0] in self.kinds]
-        for tp in tps:
-            await self._begin(tp)
+        await self._begin(tps)
         ends = await asyncio.to_thread(self.reader.end_offsets, tps)
         lag = dict.fromkeys(self.kinds.values(), 0)
         for tp in tps:

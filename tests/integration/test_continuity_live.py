@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import Any
 
@@ -125,11 +126,11 @@ def test_a_partition_the_check_and_an_agent_begin_at_once_keeps_its_position(
     class HeldReader(Reader):
         """The first question (the check's) waits until the agent has applied its batch."""
 
-        def first_offset(self, tp: tuple[str, int]) -> int:
+        def first_offsets(self, tps: Sequence[tuple[str, int]]) -> dict[tuple[str, int], int]:
             if not asked.is_set():
                 asked.set()
                 answer.wait(10)
-            return super().first_offset(tp)
+            return super().first_offsets(tps)
 
     continuity = Continuity(HeldReader(settings), {topic: "survey"}, stall_seconds=60)
 
@@ -186,3 +187,44 @@ def test_a_partition_assigned_again_starts_where_the_worker_had_got_to(
     assert [o for o, _, _ in offsets_and_values(taken)] == [10, 11]
     assert continuity.recovered == 0
     assert continuity.positions.next == {(topic, 0): 6, (topic, 1): 12}
+
+
+def test_the_partitions_a_batch_or_the_check_begins_are_asked_for_at_once(
+    settings: Settings,
+) -> None:
+    """One question to the broker for every partition a batch, or the check, begins (a
+    worker's first batches waited on one partition after another before): a partition the
+    group committed begins at the commit, the others at their log start."""
+    login, usage = settings.topic("login"), settings.topic("usage")
+    produce(settings, login, 0, 4)
+    produce(settings, login, 1, 2)
+    produce(settings, usage, 0, 3)
+    commit(settings, {TopicPartition(login, 0): 2})
+    asked: list[list[tuple[str, int]]] = []
+
+    class CountingReader(Reader):
+        def first_offsets(self, tps: Sequence[tuple[str, int]]) -> dict[tuple[str, int], int]:
+            asked.append(list(tps))
+            return super().first_offsets(tps)
+
+    reader = CountingReader(settings)
+    reader.connect()  # as the worker does at its start
+    continuity = Continuity(reader, {login: "login", usage: "usage"}, stall_seconds=60)
+
+    async def never(kind: str, carriers: list[Any]) -> None:
+        raise AssertionError("nothing stalled")
+
+    async def run() -> tuple[list[Any], dict[str, int]]:
+        batch = [delivered(login, 0, 2), delivered(login, 1, 0), delivered(login, 0, 3)]
+        first = await continuity.in_order(batch)
+        assigned = [(login, 0), (login, 1), (usage, 0), (usage, 1)]
+        return first, await continuity.check(assigned, never, now=0.0)
+
+    try:
+        first, lag = asyncio.run(run())
+    finally:
+        reader.close()
+    assert asked == [[(login, 0), (login, 1)], [(usage, 0), (usage, 1)]]
+    assert [o for o, _, _ in offsets_and_values(first)] == [2, 0, 3]
+    # Behind: login's partition 1 by its second message, usage's partition 0 by all three.
+    assert lag == {"login": 1, "usage": 3}

@@ -31,7 +31,7 @@ LOGIN = {"event_id": "e1", "customer_id": "c1", "type": "login", "ts": "2025-01-
 def _reader() -> Reader:
     """The test context's messages start at offset 0 and nothing was committed."""
     reader = mock.create_autospec(Reader, instance=True, spec_set=True)
-    reader.first_offset.return_value = 0
+    reader.first_offsets.side_effect = lambda tps: dict.fromkeys(tps, 0)
     return reader  # type: ignore[no-any-return]
 
 
