@@ -6,11 +6,15 @@ import math
 import os
 import statistics
 from pathlib import Path
+from typing import Any
+from unittest import mock
 
 import pytest
 
+from churnstream.streams import latency
 from churnstream.streams.bench import run_bench
 from churnstream.streams.latency import paced_alert_latency
+from churnstream.streams.producing import make_producer
 from churnstream.streams.settings import Settings
 from churnstream.streams.simulation import simulate
 from churnstream.streams.topics import topic_names
@@ -19,9 +23,36 @@ from churnstream.streams.topics import topic_names
 def test_alert_latency_is_measured_from_send_to_receipt(settings: Settings, start_worker) -> None:  # type: ignore[no-untyped-def]
     start_worker(settings)
     samples: list[tuple[float, float, float]] = []
-    result = paced_alert_latency(
-        settings, simulate(customers=300, days=60, seed=4), rate=400, seconds=15, samples=samples
-    )
+    calls: list[str] = []
+
+    def recording(s: Settings, **options: Any) -> Any:
+        producer = make_producer(s, **options)
+        ask, send = producer.partitions_for, producer.send
+
+        def asking(topic: str) -> Any:
+            calls.append(f"ask {topic}")
+            return ask(topic)
+
+        def sending(topic: str, **kwargs: Any) -> Any:
+            calls.append(f"send {topic}")
+            return send(topic, **kwargs)
+
+        producer.partitions_for, producer.send = asking, sending
+        return producer
+
+    with mock.patch.object(latency, "make_producer", recording):
+        result = paced_alert_latency(
+            settings,
+            simulate(customers=300, days=60, seed=4),
+            rate=400,
+            seconds=15,
+            samples=samples,
+        )
+    # Every topic's metadata before the first event: kafka-python blocks a topic's first
+    # send for it, which is the producer's start, not the events' latency.
+    topics = list(settings.event_topics().values())
+    assert calls[: len(topics)] == [f"ask {t}" for t in topics]
+    assert set(calls[len(topics) :]) == {f"send {t}" for t in topics}
     assert 5000 <= result["events"] <= 6100  # 400/s for 15 s, paced
     assert result["alerts"] > 10
     assert 0 < result["p50_ms"] <= result["p95_ms"] <= result["p99_ms"] <= result["max_ms"]
