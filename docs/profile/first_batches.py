@@ -8,7 +8,7 @@ Run from the repository root with the local broker up (`deploy/local/kafka up`):
     .venv/bin/python docs/profile/first_batches.py 3        # runs
 
 Before `067d7cd` there was no `Reader.connect`, and each partition was asked for on its own.
-The figures of that code in docs/BENCHMARKS.md ("A worker's first batches, and the bench's producer") came from a
+The figures of that code in docs/BENCHMARKS.md ("A worker's first batches") came from a
 one-off copy of this loop that imported e54d015's `streams/continuity.py` and had no
 connect.
 """
