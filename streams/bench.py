@@ -188,6 +188,16 @@ class Stalled(Exception):
         self.done = done
 
 
+class TooShort(ValueError):
+    """A phase that began and ended between two readings: it has no length to time."""
+
+    def __init__(self, total: int, every: float) -> None:
+        super().__init__(
+            f"all {total} events were processed between two readings {every} s apart: "
+            "too few to time; give the bench more events"
+        )
+
+
 def machine_busy_seconds() -> float:
     """CPU seconds every core of this machine spent busy since boot (not idle, not waiting
     for I/O; Linux's /proc/stat)."""
@@ -304,52 +314,67 @@ def wait_processed(
     timeout: float = 7200,
     stall: float = 120,
     broker: int | None = None,
+    every: float = 0.2,
 ) -> Phase:
-    """From the first processed message to the last; Stalled when nothing moves. `broker`:
-    the broker's pid, whose CPU is measured too."""
+    """From the first processed message to the last, read every `every` seconds; Stalled
+    when nothing moves, TooShort when one reading saw the first and the last. `broker`: the
+    broker's pid, whose CPU is measured too.
+
+    A reading in which any worker's /metrics did not answer is skipped: it would count
+    that worker's events and CPU seconds as none, and a phase measured from or to such a
+    reading would give the worker all its CPU since it started, or less than none."""
     deadline = time.monotonic() + timeout
     first: Mark | None = None  # the first processed message
     joined: Mark | None = None  # the first moment every worker had processed one
     last_done, last_change = -1.0, time.monotonic()
     while time.monotonic() < deadline:
-        pages = [scrape_or_empty(w.url) for w in workers]
-        # Each simulated event is applied once (its redelivered or re-read copies count as
-        # duplicates, which would count it twice here).
-        each = [
-            p.get("churnstream_events_processed_total", 0.0)
-            + p.get("churnstream_events_invalid_total", 0.0)
-            for p in pages
-        ]
-        done = sum(each)
-        mark = Mark(
-            time.monotonic(),
-            done,
-            tuple(p.get("process_cpu_seconds_total", 0.0) for p in pages),
-            machine_busy_seconds(),
-            process_cpu_seconds(broker),
-        )
-        if first is None and done > 0:
-            first = mark
-        if joined is None and len(workers) > 1 and min(each) > 0:
-            joined = mark
-        if done >= total:
-            start = first or mark
-            whole = mark.since(start)
-            if joined is None or joined.at == mark.at:
-                return whole
-            return replace(whole, joined=Join(joined.at - start.at, mark.done - joined.done))
-        now = mark.at
-        if done != last_done:
-            last_done, last_change = done, now
-        elif now - last_change > stall:
-            raise Stalled(done, total, now - last_change)
+        mark, each = _read(workers, broker)
+        if mark is not None:
+            if first is None and mark.done > 0:
+                first = mark
+            if joined is None and len(workers) > 1 and min(each) > 0:
+                joined = mark
+            if first is not None and mark.done >= total:
+                if first is mark:
+                    raise TooShort(total, every)
+                whole = mark.since(first)
+                if joined is None or joined is mark:
+                    return whole
+                return replace(whole, joined=Join(joined.at - first.at, mark.done - joined.done))
+            if mark.done != last_done:
+                last_done, last_change = mark.done, mark.at
+        if time.monotonic() - last_change > stall:
+            raise Stalled(max(last_done, 0.0), total, time.monotonic() - last_change)
         for w in workers:
             if w.proc.poll() is not None:
                 msg = f"a worker exited; see {w.log}"
                 raise RuntimeError(msg)
-        time.sleep(0.2)
+        time.sleep(every)
     msg = "timed out"
     raise TimeoutError(msg)
+
+
+def _read(workers: list[Worker], broker: int | None) -> tuple[Mark | None, list[float]]:
+    """One reading of every worker's /metrics (None if any did not answer), and the events
+    each had applied."""
+    pages = [scrape_or_empty(w.url) for w in workers]
+    if not all(pages):
+        return None, []
+    # Each simulated event is applied once (its redelivered or re-read copies count as
+    # duplicates, which would count it twice here).
+    each = [
+        p.get("churnstream_events_processed_total", 0.0)
+        + p.get("churnstream_events_invalid_total", 0.0)
+        for p in pages
+    ]
+    mark = Mark(
+        time.monotonic(),
+        sum(each),
+        tuple(p.get("process_cpu_seconds_total", 0.0) for p in pages),
+        machine_busy_seconds(),
+        process_cpu_seconds(broker),
+    )
+    return mark, each
 
 
 def measure_latency(
