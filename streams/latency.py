@@ -91,9 +91,9 @@ def paced_alert_latency(
     for topic in topics.values():
         producer.partitions_for(topic)
     # And every event it can send: the bench's `events` simulates its whole stream for the
-    # first, which took the pacing 0.43 s behind in a 20 s run at 2,200/s (the AMD EPYC VM),
-    # so that it sent 1,052 events in its first 50 ms: a burst the worker's first alerts
-    # queued behind.
+    # first, which left the pacing behind from its start, so that it sent 1,052 events in
+    # its first 50 ms (a 20 s run at 2,200/s on the AMD EPYC VM; docs/BENCHMARKS.md, "Short
+    # phases"): a burst the worker's first alerts queued behind.
     it = iter(list(islice(events, math.ceil(rate * seconds))))
     sent_at: dict[tuple[str, datetime], float] = {}
     started, first_send = time.monotonic(), time.time()
