@@ -15,37 +15,13 @@ Writes var/probe-first/ (the worker's log, the probe's files, samples.json).
 """
 
 import collections
-import json
-import os
-import shutil
 import sys
-import uuid
 from pathlib import Path
 
-from churnstream.streams.bench import free_port, measure_latency, trained_model_message
-from churnstream.streams.settings import Settings
-from churnstream.streams.topics import delete_topics
+from latency_probe import batch_probed_alerts
 
-rate, seconds = float(sys.argv[1]), float(sys.argv[2])
 out = Path("var/probe-first").resolve()
-shutil.rmtree(out, ignore_errors=True)
-out.mkdir(parents=True)
-ns = f"lat{uuid.uuid4().hex[:6]}"
-s = Settings(
-    topic_prefix=ns, app_id=ns, topic_partitions=8, data_dir=out / ns, web_port=free_port()
-)
-model = trained_model_message(s)
-# Only the worker started from here on carries the probe.
-os.environ["PYTHONPATH"] = str(Path(__file__).resolve().parent / "batchprobe")
-os.environ["BATCHPROBE_OUT"] = str(out / "batches.txt")
-samples: list[tuple[float, float, float]] = []
-try:
-    summary = measure_latency(s, model, out, rate, seconds, samples=samples)
-finally:
-    delete_topics(s, ns)
-print(json.dumps({k: summary[k] for k in ("events", "alerts", "p50_ms", "p99_ms", "max_ms")}))
-alerts = sorted((at - lat, lat, stamped) for at, lat, stamped in samples)  # by send time
-(out / "samples.json").write_text(json.dumps(alerts))
+alerts = batch_probed_alerts(out, float(sys.argv[1]), float(sys.argv[2]))
 
 stamps = sorted(float(x) for x in (out / "batches.txt.ts").read_text().split())
 t0 = stamps[0]  # the first event's send (its record timestamp)

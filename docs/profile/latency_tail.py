@@ -19,24 +19,17 @@ probe's var/profile/probe.txt and var/profile/broker-gc.log.
 import bisect
 import collections
 import json
-import os
 import re
 import shutil
 import statistics
 import subprocess
 import sys
-import uuid
 from datetime import datetime
 from pathlib import Path
 
-from churnstream.streams.bench import (
-    broker_pid,
-    free_port,
-    measure_latency,
-    trained_model_message,
-)
-from churnstream.streams.settings import Settings
-from churnstream.streams.topics import delete_topics
+from latency_probe import fresh_phase
+
+from churnstream.streams.bench import broker_pid, measure_latency
 
 rate, seconds = float(sys.argv[1]), float(sys.argv[2])
 out = Path("var/profile").resolve()
@@ -44,14 +37,6 @@ out.mkdir(parents=True, exist_ok=True)
 probe, broker_log = out / "probe.txt", out / "broker-gc.log"
 probe.unlink(missing_ok=True)
 broker_log.unlink(missing_ok=True)
-ns = f"lat{uuid.uuid4().hex[:6]}"
-s = Settings(
-    topic_prefix=ns, app_id=ns, topic_partitions=8, data_dir=out / ns, web_port=free_port()
-)
-model = trained_model_message(s)
-# Only the worker started from here on carries the probe.
-os.environ["PYTHONPATH"] = str(Path(__file__).resolve().parent / "tailprobe")
-os.environ["TAILPROBE_OUT"] = str(probe)
 pid, jcmd = broker_pid(), shutil.which("jcmd")
 broker_gc = [jcmd, str(pid), "VM.log", f"output={broker_log}"] if jcmd and pid else None
 if broker_gc:
@@ -59,9 +44,9 @@ if broker_gc:
 
 samples: list[tuple[float, float, float]] = []
 try:
-    summary = measure_latency(s, model, out, rate, seconds, samples=samples)
+    with fresh_phase(out, "tailprobe", TAILPROBE_OUT=str(probe)) as (s, model):
+        summary = measure_latency(s, model, out, rate, seconds, samples=samples)
 finally:
-    delete_topics(s, ns)
     if broker_gc:  # this file's logging off again
         subprocess.run([*broker_gc, "what=all=off"], check=False, capture_output=True)  # noqa: S603
 print(json.dumps(summary), flush=True)

@@ -7,15 +7,45 @@ It writes:
   newest of its records' timestamps (the producer's create times), unix seconds;
 - `f <start> <end> <records> <oldest> <timeout> <partitions>` in `<out>.fetch`: each fetch
   Faust's consumer thread makes (`AIOKafkaConsumerThread._fetch_records`);
-- every record timestamp of each batch, one line per batch, in `<out>.ts`.
+- every record timestamp of each batch, one line per batch, in `<out>.ts`;
+- in `<out>.awaits`, where each `handle_batch` spends its time, one line per call, all
+  `<task> <start> <end>` with the calling task's id: `batch ... <type> <records>`,
+  `send_later ...`, `flush ... <sent>` (`Changelog.flush`), `publish ... <messages>`
+  (`publish_outbox`); `confirm <task> <start> <own> <end>` (the flush's `_confirm` task,
+  with the id of the task whose flush made it: its own record batches' acks at `<own>`,
+  the earlier flushes' by `<end>`); and `produce - <start> <end> <batches> <records>
+  <oldest>` for each produce request the producers send (`<oldest>`: how long its oldest
+  record batch had waited in the accumulator, seconds).
 """
 
+import asyncio
+import contextvars
 import os
 import sys
 import threading
 import time
 
 _OUT = os.environ.get("BATCHPROBE_OUT")
+_AWAITS = open(_OUT + ".awaits", "a", buffering=1 << 16) if _OUT else None  # noqa: SIM115
+_BATCH = contextvars.ContextVar("batch", default=0)  # the task of the flush's handle_batch
+
+
+def _task():
+    return id(asyncio.current_task())
+
+
+def _log(kind, task, start, *rest):
+    _AWAITS.write(" ".join([kind, str(task), f"{start:.5f}", *map(str, rest)]) + "\n")
+
+
+def _timed_await(name, original, count):
+    async def call(*args, **kwargs):
+        start = time.time()
+        result = await original(*args, **kwargs)
+        _log(name, _task(), start, f"{time.time():.5f}", count(args, result))
+        return result
+
+    return call
 
 
 def _module(name, attribute):
@@ -37,6 +67,7 @@ def _wrap_agents(path):
             finally:
                 if stamp:
                     stamps.write(" ".join(f"{x:.4f}" for x in ts) + "\n")
+                    _log("batch", _task(), start, f"{time.time():.5f}", event_type, len(ts))
                 out.write(
                     f"{kind} {start:.4f} {time.time():.4f} {event_type} {len(ts)} "
                     f"{min(ts):.4f} {max(ts):.4f}\n"
@@ -46,6 +77,48 @@ def _wrap_agents(path):
 
     agents.handle_batch = timed("b", agents.handle_batch, stamp=True)
     agents.handle_in_order = timed("o", agents.handle_in_order, stamp=False)
+    agents.send_later = _timed_await("send_later", agents.send_later, lambda a, r: "-")
+    agents.publish_outbox = _timed_await("publish", agents.publish_outbox, lambda a, r: len(a[1]))
+
+
+def _wrap_changelog():
+    cls = _module("churnstream.streams.changelog", "Changelog").Changelog
+    flush, confirm = cls.flush, cls._confirm
+
+    async def flushing(self):
+        _BATCH.set(_task())  # the _confirm task this flush may create inherits it
+        return await _timed_await("flush", flush, lambda a, r: r)(self)
+
+    async def confirming(self, before, topic, sent):
+        start = time.time()
+        if isinstance(sent, list):
+            await asyncio.gather(*(f for _, _, f in sent), return_exceptions=True)
+        own = time.time()
+        try:
+            return await confirm(self, before, topic, sent)
+        finally:
+            _log("confirm", _BATCH.get(), start, f"{own:.5f}", f"{time.time():.5f}")
+
+    cls.flush, cls._confirm = flushing, confirming
+
+
+def _wrap_produce():
+    cls = _module("aiokafka.producer.sender", "SendProduceReqHandler").SendProduceReqHandler
+    original = cls.do
+
+    async def do(self, node_id):
+        start, now = time.time(), time.monotonic()
+        batches = list(self._batches.values())
+        oldest = max((now - b._ctime for b in batches), default=0.0)
+        records = sum(b.record_count for b in batches)
+        try:
+            return await original(self, node_id)
+        finally:
+            _log(
+                "produce", "-", start, f"{time.time():.5f}", len(batches), records, f"{oldest:.5f}"
+            )
+
+    cls.do = do
 
 
 def _wrap_fetch(path):
@@ -72,3 +145,5 @@ def _wrap_fetch(path):
 if _OUT:
     threading.Thread(target=_wrap_agents, args=(_OUT,), daemon=True).start()
     threading.Thread(target=_wrap_fetch, args=(_OUT,), daemon=True).start()
+    threading.Thread(target=_wrap_changelog, daemon=True).start()
+    threading.Thread(target=_wrap_produce, daemon=True).start()

@@ -1,0 +1,97 @@
+"""Where the slowest alerts' time goes inside the worker: the latency phase with the probe
+in `batchprobe/`, then, for each of the slowest 2 % of alerts, the `handle_batch` call that
+published it, split into its awaits, and the produce requests the worker sent meanwhile.
+
+Run from the repository root with the local broker up (`deploy/local/kafka up`):
+
+    .venv/bin/python docs/profile/busy_second.py 2200 60      # events/s, seconds
+
+Writes var/probe-busy/ (the worker's log, the probe's files, samples.json).
+"""
+
+import collections
+import statistics
+import sys
+from pathlib import Path
+
+from latency_probe import batch_probed_alerts
+
+out = Path("var/probe-busy").resolve()
+alerts = batch_probed_alerts(out, float(sys.argv[1]), float(sys.argv[2]))
+t0 = alerts[0][0]
+
+calls = collections.defaultdict(list)  # kind: [(task, start, end, extra)]
+produce = []  # (start, end, batches, records, oldest wait)
+for line in (out / "batches.txt.awaits").read_text().splitlines():
+    kind, task, start, end, *extra = line.split()
+    if kind == "produce":
+        produce.append((float(start), float(end), int(extra[0]), int(extra[1]), float(extra[2])))
+    elif kind == "confirm":  # logged as start, own acks, end: kept as start, end, own acks
+        calls[kind].append((task, float(start), float(extra[0]), float(end)))
+    else:
+        calls[kind].append((task, float(start), float(end), extra))
+ordered = collections.defaultdict(list)  # type: starts of handle_in_order calls
+for line in (out / "batches.txt").read_text().splitlines():
+    kind, start, _, event_type, *_ = line.split()
+    if kind == "o":
+        ordered[event_type].append(float(start))
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:6.1f}"
+
+
+def quantiles(xs: list[float]) -> str:
+    cuts = statistics.quantiles(xs, n=100, method="inclusive")
+    return f"p50 {ms(cuts[49])}, p99 {ms(cuts[98])}, max {ms(max(xs))} ms ({len(xs)})"
+
+
+def within(kind: str, task: str, start: float, end: float) -> list[tuple]:
+    return [c for c in calls[kind] if c[0] == task and start <= c[1] and c[2] <= end + 1e-4]
+
+
+print("produce requests: duration", quantiles([e - b for b, e, *_ in produce]))
+print("  oldest record batch's wait in the accumulator", quantiles([p[4] for p in produce]))
+for kind in ("batch", "send_later", "flush", "publish"):
+    print(f"{kind}: duration", quantiles([c[2] - c[1] for c in calls[kind]]))
+print(
+    "confirm: own acks",
+    quantiles([c[3] - c[1] for c in calls["confirm"]]),
+    "\n  then the earlier flushes",
+    quantiles([c[2] - c[3] for c in calls["confirm"]]),
+)
+
+print(
+    "slowest 2 %: s after the first send, latency; then the batch that published it: "
+    "waited before handle_batch (of which after handle_in_order began), sync part, send_later, flush (lock and hand, own acks, earlier "
+    "flushes), publish, after publish; produce requests during the batch (count, ms each)"
+)
+for sent, lat, stamped in sorted(alerts, key=lambda a: -a[1])[: max(1, len(alerts) // 50)]:
+    # The stamp is the record's timestamp, in whole milliseconds.
+    pubs = [c for c in calls["publish"] if c[1] - 0.001 <= stamped <= c[2] + 0.001]
+    if not pubs:
+        print(f"{sent - t0:6.2f} {ms(lat)}  (no publish call holds its stamp)")
+        continue
+    task, p_start, p_end, _ = pubs[0]
+    batch = next(c for c in calls["batch"] if c[0] == task and c[1] <= p_start <= c[2])
+    _, b_start, b_end, (event_type, n) = batch
+    sl = within("send_later", task, b_start, b_end)
+    fl = within("flush", task, b_start, b_end)
+    conf = [c for c in calls["confirm"] if c[0] == task and fl and fl[0][1] <= c[1] <= fl[0][2]]
+    # None from handle_in_order: a stalled partition's records (`read_stalled`)
+    o_start = max((o for o in ordered[event_type] if sent <= o <= b_start), default=None)
+    parts = [ms(b_start - sent), ms(b_start - o_start) if o_start else "     -"]
+    parts.append(ms((sl[0][1] if sl else p_start) - b_start))
+    parts.append(ms(sl[0][2] - sl[0][1]) if sl else "     -")
+    if fl and conf:
+        f, c = fl[0], conf[0]
+        parts += [ms(c[1] - f[1]), ms(c[3] - c[1]), ms(f[2] - c[3])]
+    else:
+        parts += ["     -"] * 3
+    parts += [ms(p_end - p_start), ms(sent + lat - p_end)]
+    during = [e - b for b, e, *_ in produce if b < b_end and e > b_start]
+    print(
+        f"{sent - t0:6.2f} {ms(lat)} | {event_type}:{n} |",
+        " ".join(parts),
+        f"| {len(during)}: {' '.join(ms(d).strip() for d in during[:8])}",
+    )
