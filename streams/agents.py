@@ -193,11 +193,12 @@ def check_placement(
     expected: int,
 ) -> None:
     """Count a customer's messages that are not on the partition Kafka's default partitioner
-    gives their id (`expected`), and log the first from each partition. They are applied all the same, but
-    the customer is judged against the usage baseline of another partition, which this
-    worker may not own (it then stays in memory, unstored), and the API looks for them
-    elsewhere. The cause is a producer that partitions another way (librdkafka's default,
-    CRC32) or topics with another partition count than the settings say."""
+    gives their id (`expected`), and log the first from each partition. They are applied
+    all the same, but the customer is judged against the usage baseline of another
+    partition, which this worker may not own (it then stays in memory, unstored), and the
+    API looks for them elsewhere. The cause is a producer that partitions another way
+    (librdkafka's default, CRC32) or topics with another partition count than the
+    settings say."""
     misplaced = [record.message for record, _ in items if record.message.partition != expected]
     if not misplaced:
         return

@@ -134,7 +134,7 @@ class Reader:
     def connect(self) -> None:
         """Create the client and load every topic's metadata in one request. Otherwise
         kafka-python fetches a topic's on its first use: at a worker's start, the first
-        batch of each event topic waited about 95 ms for it, one topic after another
+        batch of each event topic waited 99.3–124.2 ms for it, one topic after another
         (docs/BENCHMARKS.md, "A worker's first batches")."""
         with self._lock:
             self._client().topics()
