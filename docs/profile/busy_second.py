@@ -63,8 +63,9 @@ print(
 
 print(
     "slowest 2 %: s after the first send, latency; then the batch that published it: "
-    "waited before handle_batch (of which after handle_in_order began), sync part, send_later, flush (lock and hand, own acks, earlier "
-    "flushes), publish, after publish; produce requests during the batch (count, ms each)"
+    "waited before handle_batch (of which after handle_in_order began), sync part, "
+    "send_later, flush (lock and hand, own acks, earlier flushes), publish, after publish; "
+    "produce requests during the batch (count, ms each)"
 )
 for sent, lat, stamped in sorted(alerts, key=lambda a: -a[1])[: max(1, len(alerts) // 50)]:
     # The stamp is the record's timestamp, in whole milliseconds.

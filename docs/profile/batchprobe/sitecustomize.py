@@ -26,7 +26,9 @@ import threading
 import time
 
 _OUT = os.environ.get("BATCHPROBE_OUT")
-_AWAITS = open(_OUT + ".awaits", "a", buffering=1 << 16) if _OUT else None  # noqa: SIM115
+# Line-buffered: the worker is stopped without flushing its files (a 64 KB buffer lost the
+# last seconds of a run).
+_AWAITS = open(_OUT + ".awaits", "a", buffering=1) if _OUT else None  # noqa: SIM115
 _BATCH = contextvars.ContextVar("batch", default=0)  # the task of the flush's handle_batch
 
 
@@ -40,10 +42,12 @@ def _log(kind, task, start, *rest):
 
 def _timed_await(name, original, count):
     async def call(*args, **kwargs):
-        start = time.time()
-        result = await original(*args, **kwargs)
-        _log(name, _task(), start, f"{time.time():.5f}", count(args, result))
-        return result
+        start, result = time.time(), None
+        try:
+            result = await original(*args, **kwargs)
+            return result
+        finally:
+            _log(name, _task(), start, f"{time.time():.5f}", count(args, result))
 
     return call
 
@@ -67,7 +71,6 @@ def _wrap_agents(path):
             finally:
                 if stamp:
                     stamps.write(" ".join(f"{x:.4f}" for x in ts) + "\n")
-                    _log("batch", _task(), start, f"{time.time():.5f}", event_type, len(ts))
                 out.write(
                     f"{kind} {start:.4f} {time.time():.4f} {event_type} {len(ts)} "
                     f"{min(ts):.4f} {max(ts):.4f}\n"
@@ -75,7 +78,8 @@ def _wrap_agents(path):
 
         return call
 
-    agents.handle_batch = timed("b", agents.handle_batch, stamp=True)
+    by_batch = _timed_await("batch", agents.handle_batch, lambda a, r: f"{a[1]} {len(a[2])}")
+    agents.handle_batch = timed("b", by_batch, stamp=True)
     agents.handle_in_order = timed("o", agents.handle_in_order, stamp=False)
     agents.send_later = _timed_await("send_later", agents.send_later, lambda a, r: "-")
     agents.publish_outbox = _timed_await("publish", agents.publish_outbox, lambda a, r: len(a[1]))
@@ -83,11 +87,11 @@ def _wrap_agents(path):
 
 def _wrap_changelog():
     cls = _module("churnstream.streams.changelog", "Changelog").Changelog
-    flush, confirm = cls.flush, cls._confirm
+    flush, confirm = _timed_await("flush", cls.flush, lambda a, r: r), cls._confirm
 
     async def flushing(self):
         _BATCH.set(_task())  # the _confirm task this flush may create inherits it
-        return await _timed_await("flush", flush, lambda a, r: r)(self)
+        return await flush(self)
 
     async def confirming(self, before, topic, sent):
         start = time.time()
