@@ -5,19 +5,27 @@ published it, split into its awaits, and the produce requests the worker sent me
 Run from the repository root with the local broker up (`deploy/local/kafka up`):
 
     .venv/bin/python docs/profile/busy_second.py 2200 60      # events/s, seconds
+    .venv/bin/python docs/profile/busy_second.py 2200 60 --cpu
 
-Writes var/probe-busy/ (the worker's log, the probe's files, samples.json).
+Writes var/probe-busy/ (the worker's log, the probe's files, samples.json). With `--cpu` it
+also samples the CPU of the broker's and the worker's threads and the machine's busy and
+stolen CPU every 50 ms (`cpu_sampler.py`, into var/probe-busy.cpu.txt), and shows them
+during each produce request of over 30 ms against the run's median.
 """
 
 import collections
 import statistics
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
+from cpu_sampler import Samples, sampling
 from latency_probe import batch_probed_alerts
 
 out = Path("var/probe-busy").resolve()
-alerts = batch_probed_alerts(out, float(sys.argv[1]), float(sys.argv[2]))
+cpu = out.with_suffix(".cpu.txt")
+with sampling(cpu) if "--cpu" in sys.argv else nullcontext():
+    alerts = batch_probed_alerts(out, float(sys.argv[1]), float(sys.argv[2]))
 t0 = alerts[0][0]
 
 calls = collections.defaultdict(list)  # kind: [(task, start, end, extra)]
@@ -42,6 +50,8 @@ def ms(seconds: float) -> str:
 
 
 def quantiles(xs: list[float]) -> str:
+    if len(xs) < 2:  # statistics.quantiles needs two
+        return f"too few for percentiles: {[ms(x).strip() for x in xs]} ms"
     cuts = statistics.quantiles(xs, n=100, method="inclusive")
     return f"p50 {ms(cuts[49])}, p99 {ms(cuts[98])}, max {ms(max(xs))} ms ({len(xs)})"
 
@@ -96,3 +106,33 @@ for sent, lat, stamped in sorted(alerts, key=lambda a: -a[1])[: max(1, len(alert
         " ".join(parts),
         f"| {len(during)}: {' '.join(ms(d).strip() for d in during[:8])}",
     )
+
+if "--cpu" in sys.argv:
+    cpus = Samples(cpu)
+    threads = sorted(w for w in cpus.windows if w.startswith("worker-") and w != "worker-main")
+    broker_threads = sorted(w for w in cpus.windows if w.startswith("broker:"))
+    whats = ["machine-busy", "machine-steal", "probe", "broker", "worker-main", *threads]
+    medians = {w: cpus.median_cores(w, t0, alerts[-1][0]) for w in whats + broker_threads}
+    print("CPU in cores, median of the 50 ms windows while events flowed:")
+    print("  " + ", ".join(f"{w} {c:.2f}" for w, c in medians.items() if c > 0))
+    print(
+        "produce requests over 30 ms: s after the first send, ms, records; cores meanwhile "
+        "(and the broker's three busiest thread names)"
+    )
+    slow = [(b, e) for b, e, *_ in produce if e - b > 0.03]
+    for name, spans in (("all", [(b, e) for b, e, *_ in produce]), ("over 30 ms", slow)):
+        typical = {
+            w: statistics.median(cpus.cores(w, b, e) for b, e in spans) if spans else 0.0
+            for w in ("machine-busy", "probe", "broker", "worker-main")
+        }
+        print(
+            f"produce requests, {name} ({len(spans)}): median cores meanwhile",
+            ", ".join(f"{w} {c:.2f}" for w, c in typical.items()),
+        )
+    for b, e, _, records, _ in produce:
+        if e - b > 0.03:
+            meanwhile = {w: cpus.cores(w, b, e) for w in whats}
+            busy = ", ".join(f"{w} {c:.2f}" for w, c in meanwhile.items() if c > 0)
+            top = sorted(((cpus.cores(w, b, e), w) for w in broker_threads), reverse=True)[:3]
+            names = ", ".join(f"{w.removeprefix('broker:')} {c:.2f}" for c, w in top if c > 0)
+            print(f"{b - t0:6.2f} {ms(e - b)} {records:4d} | {busy} | {names}")

@@ -96,6 +96,9 @@ print("broker GC pauses while events flowed, ms:", run_pauses)
 before = [(stamp - sent) * 1000 for sent, _, stamp in alerts]
 after = [(sent + lat - stamp) * 1000 for sent, lat, stamp in alerts]
 for name, xs in (("before the worker sent the alert", before), ("after", after)):
+    if len(xs) < 2:  # statistics.quantiles needs two (a run of a few seconds may have one)
+        print(f"{name}: too few alerts for percentiles, ms:", [round(x, 1) for x in xs])
+        continue
     cuts = statistics.quantiles(xs, n=100, method="inclusive")
     print(f"{name}: p50 {cuts[49]:.1f}, p99 {cuts[98]:.1f} ms")
 per_second = collections.Counter(int(sent - t0) for sent, _, _ in alerts)

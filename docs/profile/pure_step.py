@@ -5,12 +5,20 @@ It scores with the churn model `churnstream bench` publishes, as a worker does o
 is out (until 2026-11-26 it scored with none: see docs/BENCHMARKS.md); `--no-model` scores
 with none, as before.
 
+`--model PATH` reads that model's message from PATH instead of training it (45 s here).
+
+`--go PATH` waits, once set up, until PATH exists, after creating `PATH.ready-<pid>`; it then
+also prints the loop's start and end (epoch seconds), so that `two_at_once.py` can start
+several copies' loops together.
+
 `--recount` then also times what a worker does for each stored customer after a rebalance
 (`streams.gauges.recount`): decode the record and count it again (`models.scoring.restore`).
 """
 
+import os
 import sys
 import time
+from pathlib import Path
 
 import orjson
 
@@ -29,10 +37,19 @@ raw = [orjson.dumps(e) for e in simulate(customers=300, days=60, seed=3)]
 types = [orjson.loads(r)["type"] for r in raw]
 ctx = ScoringContext(config=s.health_settings(), snapshot_period=86400.0)
 if "--no-model" not in sys.argv:
-    message = orjson.loads(trained_model_message(s))
+    if "--model" in sys.argv:  # the message `trained_model_message` gave, saved to a file
+        message = orjson.loads(Path(sys.argv[sys.argv.index("--model") + 1]).read_bytes())
+    else:
+        message = orjson.loads(trained_model_message(s))
     ctx.churn = predictor_for(ChurnModel.from_json(message["model"]))
 business = BusinessMetrics()
 records: dict[str, bytes] = {}
+if "--go" in sys.argv:
+    go = Path(sys.argv[sys.argv.index("--go") + 1])
+    Path(f"{go}.ready-{os.getpid()}").touch()
+    while not go.exists():
+        time.sleep(0.01)
+began = time.time()
 started = time.perf_counter()
 for i, (r, t) in enumerate(zip(raw, types, strict=True)):
     ev = decode_event(
@@ -44,6 +61,8 @@ for i, (r, t) in enumerate(zip(raw, types, strict=True)):
     records[ev.customer_id] = encode_record(rec)
 rate = len(raw) / (time.perf_counter() - started)
 print(f"{'no model' if ctx.churn is None else 'model'}: {len(raw)} events, {rate:.0f} events/s")
+if "--go" in sys.argv:
+    print(f"loop {began:.3f} {time.time():.3f}")
 if "--recount" in sys.argv:
     started = time.perf_counter()
     for _ in range(10):
