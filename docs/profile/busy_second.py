@@ -119,20 +119,19 @@ if "--cpu" in sys.argv:
         "produce requests over 30 ms: s after the first send, ms, records; cores meanwhile "
         "(and the broker's three busiest thread names)"
     )
-    slow = [(b, e) for b, e, *_ in produce if e - b > 0.03]
-    for name, spans in (("all", [(b, e) for b, e, *_ in produce]), ("over 30 ms", slow)):
+    slow = [p for p in produce if p[1] - p[0] > 0.03]
+    for name, spans in (("all", produce), ("over 30 ms", slow)):
         typical = {
-            w: statistics.median(cpus.cores(w, b, e) for b, e in spans) if spans else 0.0
+            w: statistics.median(cpus.cores(w, b, e) for b, e, *_ in spans) if spans else 0.0
             for w in ("machine-busy", "probe", "broker", "worker-main")
         }
         print(
             f"produce requests, {name} ({len(spans)}): median cores meanwhile",
             ", ".join(f"{w} {c:.2f}" for w, c in typical.items()),
         )
-    for b, e, _, records, _ in produce:
-        if e - b > 0.03:
-            meanwhile = {w: cpus.cores(w, b, e) for w in whats}
-            busy = ", ".join(f"{w} {c:.2f}" for w, c in meanwhile.items() if c > 0)
-            top = sorted(((cpus.cores(w, b, e), w) for w in broker_threads), reverse=True)[:3]
-            names = ", ".join(f"{w.removeprefix('broker:')} {c:.2f}" for c, w in top if c > 0)
-            print(f"{b - t0:6.2f} {ms(e - b)} {records:4d} | {busy} | {names}")
+    for b, e, _, records, _ in slow:
+        meanwhile = {w: cpus.cores(w, b, e) for w in whats}
+        busy = ", ".join(f"{w} {c:.2f}" for w, c in meanwhile.items() if c > 0)
+        top = sorted(((cpus.cores(w, b, e), w) for w in broker_threads), reverse=True)[:3]
+        names = ", ".join(f"{w.removeprefix('broker:')} {c:.2f}" for c, w in top if c > 0)
+        print(f"{b - t0:6.2f} {ms(e - b)} {records:4d} | {busy} | {names}")

@@ -32,8 +32,12 @@ TICK = 1 / os.sysconf("SC_CLK_TCK")
 
 def _thread_ticks(pid: int) -> dict[int, tuple[str, int]]:
     """{tid: (name, utime + stime ticks)} of the process `pid`'s threads."""
-    out = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
+    out: dict[int, tuple[str, int]] = {}
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:  # the process ended (the worker, once the phase stops it)
+        return out
+    for task in tasks:
         try:
             stat = (task / "stat").read_text()
         except OSError:  # the thread ended
@@ -78,6 +82,7 @@ def sampling(path: Path, interval: float = 0.05) -> Iterator[None]:
     stop = threading.Event()
 
     def run() -> None:
+        workers: list[int] = []  # found once: scanning /proc every 50 ms costs the probe CPU
         with path.open("w") as out:
             while not stop.wait(interval):
                 now = time.time()
@@ -90,7 +95,8 @@ def sampling(path: Path, interval: float = 0.05) -> Iterator[None]:
                 lines += [f"{now:.4f} broker:{name} {ticks}" for name, ticks in groups.items()]
                 probe = sum(t for _, t in _thread_ticks(os.getpid()).values())
                 lines.append(f"{now:.4f} probe {probe}")
-                for pid in _workers():
+                workers = workers or _workers()
+                for pid in workers:
                     for tid, (name, ticks) in _thread_ticks(pid).items():
                         what = "worker-main" if tid == pid else f"worker-{tid}-{name}"
                         lines.append(f"{now:.4f} {what} {ticks}")
