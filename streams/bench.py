@@ -48,7 +48,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -65,6 +65,7 @@ from churnstream.streams.topics import create_topics, delete_topics
 from churnstream.streams.trainer import MODEL_KEY, Trainer, new_learner
 
 log = logging.getLogger(__name__)
+TICK = 1 / os.sysconf("SC_CLK_TCK")  # seconds in a tick of /proc's CPU times
 
 
 def free_port() -> int:
@@ -198,12 +199,39 @@ class TooShort(ValueError):
         )
 
 
-def machine_busy_seconds() -> float:
-    """CPU seconds every core of this machine spent busy since boot (not idle, not waiting
-    for I/O; Linux's /proc/stat)."""
+class ProcStat(NamedTuple):
+    """The fields of a /proc/<pid>/stat or /proc/<pid>/task/<tid>/stat line that we read."""
+
+    name: str  # the command (a thread's name for a task): up to 15 characters, may hold spaces
+    ppid: int
+    ticks: int  # user + system CPU, in 1/SC_CLK_TCK s
+
+
+def parse_stat(line: str) -> ProcStat:
+    """Parse a /proc/<pid>/stat line; the command name may hold spaces and parentheses, so the
+    fields after it are found from its last closing parenthesis.
+
+    >>> parse_stat("42 (a (b) c) S 7 " + "0 " * 9 + "30 12 0 0")
+    ProcStat(name='a (b) c', ppid=7, ticks=42)
+    """
+    head, tail = line.rsplit(")", 1)
+    fields = tail.split()  # state, ppid, ...; utime and stime are the 12th and 13th
+    return ProcStat(head.split("(", 1)[1], int(fields[1]), int(fields[11]) + int(fields[12]))
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(busy, stolen) ticks of all cores since boot, from the first line of Linux's /proc/stat:
+    busy is user, nice, system, irq and softirq time (not idle, not waiting for I/O); stolen is
+    time the hypervisor ran something else while this VM wanted a core."""
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
     user, nice, system, _idle, _iowait, irq, softirq, steal = fields
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    return user + nice + system + irq + softirq, steal
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds every core of this machine spent busy since boot, stolen time included
+    (`machine_ticks`)."""
+    return sum(machine_ticks()) * TICK
 
 
 def process_cpu_seconds(pid: int | None) -> float:
@@ -217,10 +245,7 @@ def process_cpu_seconds(pid: int | None) -> float:
         stat = Path(f"/proc/{pid}/stat").read_text() if pid else ""
     except OSError:
         return 0.0
-    if not stat:
-        return 0.0
-    fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return parse_stat(stat).ticks * TICK if stat else 0.0
 
 
 def broker_pid() -> int | None:

@@ -20,7 +20,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from cpu_sampler import Samples, sampling
-from latency_probe import batch_probed_alerts
+from latency_probe import batch_probed_alerts, percentiles
 
 out = Path("var/probe-busy").resolve()
 cpu = out.with_suffix(".cpu.txt")
@@ -49,11 +49,8 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:6.1f}"
 
 
-def quantiles(xs: list[float]) -> str:
-    if len(xs) < 2:  # statistics.quantiles needs two
-        return f"too few for percentiles: {[ms(x).strip() for x in xs]} ms"
-    cuts = statistics.quantiles(xs, n=100, method="inclusive")
-    return f"p50 {ms(cuts[49])}, p99 {ms(cuts[98])}, max {ms(max(xs))} ms ({len(xs)})"
+def quantiles(seconds: list[float]) -> str:
+    return percentiles([x * 1000 for x in seconds])
 
 
 def within(kind: str, task: str, start: float, end: float) -> list[tuple]:

@@ -25,9 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from churnstream.streams.bench import broker_pid
-
-TICK = 1 / os.sysconf("SC_CLK_TCK")
+from churnstream.streams.bench import TICK, broker_pid, machine_ticks, parse_stat
 
 
 def _thread_ticks(pid: int) -> dict[int, tuple[str, int]]:
@@ -39,12 +37,10 @@ def _thread_ticks(pid: int) -> dict[int, tuple[str, int]]:
         return out
     for task in tasks:
         try:
-            stat = (task / "stat").read_text()
+            stat = parse_stat((task / "stat").read_text())
         except OSError:  # the thread ended
             continue
-        name = stat[stat.index("(") + 1 : stat.rindex(")")].replace(" ", "_")
-        fields = stat[stat.rindex(")") + 2 :].split()
-        out[int(task.name)] = (name, int(fields[11]) + int(fields[12]))
+        out[int(task.name)] = (stat.name.replace(" ", "_"), stat.ticks)
     return out
 
 
@@ -55,21 +51,13 @@ def _workers() -> list[int]:
         if not entry.name.isdigit():
             continue
         try:
-            stat = (entry / "stat").read_text()
+            stat = parse_stat((entry / "stat").read_text())
             cmdline = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-        if ppid == os.getpid() and b"churnstream.streams.cli\0worker" in cmdline:
+        if stat.ppid == os.getpid() and b"churnstream.streams.cli\0worker" in cmdline:
             pids.append(int(entry.name))
     return pids
-
-
-def _machine() -> tuple[int, int]:
-    """(busy, steal) ticks of all CPUs since boot (`/proc/stat`)."""
-    cpu = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = cpu[:8]
-    return user + nice + system + irq + softirq, steal
 
 
 @contextmanager
@@ -86,7 +74,7 @@ def sampling(path: Path, interval: float = 0.05) -> Iterator[None]:
         with path.open("w") as out:
             while not stop.wait(interval):
                 now = time.time()
-                busy, steal = _machine()
+                busy, steal = machine_ticks()
                 lines = [f"{now:.4f} machine-busy {busy}", f"{now:.4f} machine-steal {steal}"]
                 groups: dict[str, int] = collections.Counter()
                 for name, ticks in _thread_ticks(broker).values():

@@ -8,6 +8,7 @@ Import it from a script in this folder (run as a file, the folder is on `sys.pat
 import json
 import os
 import shutil
+import statistics
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +17,21 @@ from pathlib import Path
 from churnstream.streams.bench import free_port, measure_latency, trained_model_message
 from churnstream.streams.settings import Settings
 from churnstream.streams.topics import delete_topics
+
+
+def percentiles(ms: list[float]) -> str:
+    """p50, p99 and max of values in milliseconds, and their count; the values themselves when
+    there are fewer than two (`statistics.quantiles` needs two; a short run may have one).
+
+    >>> percentiles([1.0, 2.0, 3.0])
+    'p50    2.0, p99    3.0, max    3.0 ms (3)'
+    >>> percentiles([4.25])
+    'too few for percentiles: [4.2] ms'
+    """
+    if len(ms) < 2:
+        return f"too few for percentiles: {[round(x, 1) for x in ms]} ms"
+    cuts = statistics.quantiles(ms, n=100, method="inclusive")
+    return f"p50 {cuts[49]:6.1f}, p99 {cuts[98]:6.1f}, max {max(ms):6.1f} ms ({len(ms)})"
 
 
 @contextmanager

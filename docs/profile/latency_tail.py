@@ -21,13 +21,12 @@ import collections
 import json
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 from datetime import datetime
 from pathlib import Path
 
-from latency_probe import fresh_phase
+from latency_probe import fresh_phase, percentiles
 
 from churnstream.streams.bench import broker_pid, measure_latency
 
@@ -96,11 +95,7 @@ print("broker GC pauses while events flowed, ms:", run_pauses)
 before = [(stamp - sent) * 1000 for sent, _, stamp in alerts]
 after = [(sent + lat - stamp) * 1000 for sent, lat, stamp in alerts]
 for name, xs in (("before the worker sent the alert", before), ("after", after)):
-    if len(xs) < 2:  # statistics.quantiles needs two (a run of a few seconds may have one)
-        print(f"{name}: too few alerts for percentiles, ms:", [round(x, 1) for x in xs])
-        continue
-    cuts = statistics.quantiles(xs, n=100, method="inclusive")
-    print(f"{name}: p50 {cuts[49]:.1f}, p99 {cuts[98]:.1f} ms")
+    print(f"{name}:", percentiles(xs))
 per_second = collections.Counter(int(sent - t0) for sent, _, _ in alerts)
 print("alerts per second of sending, busiest:", per_second.most_common(5))
 print("slowest 2 %: seconds after the first send, latency ms, before/after split, meanwhile")
