@@ -56,7 +56,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from churnstream.models.replay import replay
 from churnstream.models.scoring import ScoringContext
 from churnstream.schemas.events import parse_event_dict
-from churnstream.streams.demo import KAFKA_SCRIPT, samples, scrape_or_empty
+from churnstream.streams.demo import KAFKA_SCRIPT, samples, scrape_or_empty, sums
 from churnstream.streams.latency import paced_alert_latency
 from churnstream.streams.producing import make_producer, produce_events
 from churnstream.streams.settings import Settings
@@ -146,13 +146,6 @@ class Worker:
                 start_new_session=True,
             )
         self.url = f"http://127.0.0.1:{settings.web_port}/metrics"
-
-    def metric(self, name: str) -> float:
-        return scrape_or_empty(self.url).get(name, 0.0)
-
-    def labels(self, name: str) -> dict[str, str]:
-        """The labels of the worker's first sample called `name` (an Info metric's)."""
-        return next((dict(x.labels) for x in samples(self.url) if x.name == name), {})
 
     def wait_log(self, text: str | re.Pattern[str], after: str = "") -> re.Match[str]:
         """Until the worker's log says `text` (a string or a pattern), after its first `after`
@@ -470,14 +463,19 @@ def one_worker(settings: Settings, workdir: Path, total: int, name: str = "one")
     try:
         phase = wait_processed([w], total, broker=broker_pid())
         time.sleep(6)  # the gauges refresh every 5 s
-        page = scrape_or_empty(w.url)
+        try:
+            found = list(samples(w.url))
+        except OSError:  # as scrape_or_empty: the figures below are then zero
+            found = []
+        page = sums(found)
+        info = next((s.labels for s in found if s.name == "churnstream_worker_info"), {})
         return OneWorker(
             phase,
             rss_bytes=w.rss_bytes(),
             state_bytes_per_customer=page.get("churnstream_state_bytes", 0.0)
             / (page.get("churnstream_state_customers") or 1),
             model_version=page.get("churnstream_worker_model_version", 0.0),
-            event_loop=w.labels("churnstream_worker_info").get("event_loop"),
+            event_loop=info.get("event_loop"),
             gc_frozen_objects=page.get("churnstream_worker_gc_frozen_objects", 0.0),
         )
     finally:

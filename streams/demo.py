@@ -54,8 +54,21 @@ def text_samples(text: str) -> Iterator[Sample]:
 
 def scrape(url: str) -> dict[str, float]:
     """Sum of each sample name across labels, from a /metrics page."""
+    return sums(samples(url))
+
+
+def sums(found: Iterable[Sample]) -> dict[str, float]:
+    """Sum of each sample name across labels.
+
+    >>> sums(text_samples('''
+    ... churnstream_alerts_emitted_total{kind="band_change"} 2.0
+    ... churnstream_alerts_emitted_total{kind="churn_risk"} 3.0
+    ... churnstream_state_customers 4.0
+    ... '''))
+    {'churnstream_alerts_emitted_total': 5.0, 'churnstream_state_customers': 4.0}
+    """
     totals: dict[str, float] = {}
-    for sample in samples(url):
+    for sample in found:
         totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
     return totals
 
