@@ -69,5 +69,9 @@ def register(wiring: Wiring) -> None:
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
-        body = generate_latest(wiring.metrics.registry)
+        """Prometheus' text format; `?name[]=<sample name>` (repeatable) serves only those
+        samples, as prometheus_client's own exporters do (the bench's frequent progress reads
+        ask for three instead of the whole page)."""
+        names, registry = request.query.getall("name[]", []), wiring.metrics.registry
+        body = generate_latest(registry.restricted_registry(names) if names else registry)
         return web.bytes(body, content_type=CONTENT_TYPE_LATEST.split(";")[0])

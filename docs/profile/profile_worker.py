@@ -16,34 +16,17 @@ Run from the repository root with the local broker up (`deploy/local/kafka up`):
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
-from churnstream.streams.bench import (
-    Worker,
-    events,
-    free_port,
-    make_producer,
-    publish_model,
-    trained_model_message,
-    wait_processed,
-)
-from churnstream.streams.producing import produce_events
-from churnstream.streams.settings import Settings
-from churnstream.streams.topics import create_topics, delete_topics
+from loaded import loaded
+
+from churnstream.streams.bench import Worker, wait_processed
+from churnstream.streams.topics import delete_topics
 
 out = Path("var/profile")
 out.mkdir(parents=True, exist_ok=True)
 total, customers = int(sys.argv[1]), int(sys.argv[2])
-ns = f"prof{uuid.uuid4().hex[:6]}"
-s = Settings(
-    topic_prefix=ns, app_id=ns, topic_partitions=8, data_dir=out / ns, web_port=free_port()
-)
-create_topics(s)
-p = make_producer(s)
-sent = produce_events(s, events(total, customers, seed=1), producer=p)
-p.close()
-publish_model(s, trained_model_message(s))
+s, sent = loaded(out, "prof", total, customers)
 print("loaded", sent, flush=True)
 w = Worker(s, "w", out)
 spy = None
@@ -64,4 +47,4 @@ finally:
     if spy:
         spy.wait()
     w.stop()
-    delete_topics(s, ns)  # 200k events and their changelog, gone from the broker
+    delete_topics(s, s.topic_prefix)  # 200k events and their changelog, gone from the broker

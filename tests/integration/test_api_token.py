@@ -1,7 +1,11 @@
-"""The HTTP API beyond loopback requires the bearer token; /metrics stays open to scrapers."""
+"""The HTTP API beyond loopback requires the bearer token; /metrics stays open to scrapers,
+whole or restricted to the samples named by `name[]` (prometheus_client's own convention)."""
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
+from churnstream.streams.demo import text_samples, total
 from churnstream.streams.producing import produce_events
 from churnstream.streams.topics import create_topics
 from harness import http_get, http_json, wait_for
@@ -23,4 +27,11 @@ def test_api_requires_the_token_when_bound_beyond_loopback(make_settings, start_
     assert http_json(url, token="wrong")[0] == 401
     assert http_json(f"{worker.url}/metrics/summary")[0] == 401
     assert http_json(f"{worker.url}/metrics/summary", token="t0ken")[0] == 200
-    assert http_get(f"{worker.url}/metrics")[0] == 200
+    status, whole = http_get(f"{worker.url}/metrics")
+    assert status == 200
+    assert len({s.name for s in text_samples(whole.decode())}) > 50
+    names = ("churnstream_events_processed_total", "process_cpu_seconds_total")
+    status, body = http_get(f"{worker.url}/metrics?{urlencode([('name[]', n) for n in names])}")
+    found = list(text_samples(body.decode()))
+    assert status == 200 and {s.name for s in found} == set(names)
+    assert total(found, {"churnstream_events_processed_total": {"type": "login"}}) == 1

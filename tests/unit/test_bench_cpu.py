@@ -52,7 +52,7 @@ def page(events: float, cpu: float) -> dict[str, float]:
 
 def workers(*urls: str) -> list[Any]:
     running = SimpleNamespace(poll=lambda: None)
-    return [SimpleNamespace(url=url, proc=running, log=f"{url}.log") for url in urls]
+    return [SimpleNamespace(progress_url=url, proc=running, log=f"{url}.log") for url in urls]
 
 
 def test_a_reading_in_which_a_worker_did_not_answer_is_skipped() -> None:
