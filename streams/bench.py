@@ -57,7 +57,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from churnstream.models.replay import replay
 from churnstream.models.scoring import ScoringContext
 from churnstream.schemas.events import parse_event_dict
-from churnstream.streams.demo import KAFKA_SCRIPT, samples, scrape_or_empty, sums
+from churnstream.streams.demo import KAFKA_SCRIPT, samples_or_empty, scrape_or_empty, sums
 from churnstream.streams.latency import paced_alert_latency
 from churnstream.streams.producing import make_producer, produce_events
 from churnstream.streams.settings import Settings
@@ -472,10 +472,7 @@ def one_worker(settings: Settings, workdir: Path, total: int, name: str = "one")
     try:
         phase = wait_processed([w], total, broker=broker_pid())
         time.sleep(6)  # the gauges refresh every 5 s
-        try:
-            found = list(samples(w.url))
-        except OSError:  # as scrape_or_empty: the figures below are then zero
-            found = []
+        found = samples_or_empty(w.url)  # none if it did not answer: the figures are then 0
         page = sums(found)
         info = next((s.labels for s in found if s.name == "churnstream_worker_info"), {})
         return OneWorker(

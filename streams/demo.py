@@ -113,11 +113,16 @@ def settled(found: Iterable[Sample]) -> float:
     return total(found, counted)
 
 
-def scrape_or_empty(url: str) -> dict[str, float]:
+def samples_or_empty(url: str) -> list[Sample]:
+    """The samples of a /metrics page; none when it does not answer."""
     try:
-        return scrape(url)
+        return list(samples(url))
     except OSError:
-        return {}
+        return []
+
+
+def scrape_or_empty(url: str) -> dict[str, float]:
+    return sums(samples_or_empty(url))
 
 
 @contextmanager

@@ -48,11 +48,10 @@ try:
         )
         for _ in range(reads):
             read(url)
-        seconds = time.monotonic() - start
-        worker = process_cpu_seconds(pid) - worker_from
-        own = time.process_time() - own_from
+        seconds, worker_to = time.monotonic() - start, process_cpu_seconds(pid)
+        worker, own = worker_to - worker_from, time.process_time() - own_from
         time.sleep(seconds)  # as long, without reads: the worker's idle CPU
-        idle = process_cpu_seconds(pid) - worker - worker_from
+        idle = process_cpu_seconds(pid) - worker_to
         per_worker_ms = (worker - idle) / reads * 1000
         per_reader_ms = own / reads * 1000
         print(

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from churnstream.streams.demo import KAFKA_SCRIPT as KAFKA
 from churnstream.streams.settings import Settings
 from churnstream.streams.topics import create_topics
-from harness import REPO, WorkerProcess, free_port
-
-KAFKA = REPO / "deploy" / "local" / "kafka"
+from harness import WorkerProcess, free_port
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -6,7 +6,7 @@ import os
 import subprocess
 from pathlib import Path
 
-KAFKA = Path(__file__).resolve().parents[2] / "deploy" / "local" / "kafka"
+from churnstream.streams.demo import KAFKA_SCRIPT
 
 
 def test_a_home_with_a_colon_is_refused_before_anything_is_written(tmp_path: Path) -> None:
@@ -16,7 +16,7 @@ def test_a_home_with_a_colon_is_refused_before_anything_is_written(tmp_path: Pat
     env = {**os.environ, "CHURNSTREAM_KAFKA_HOME": str(home), "CHURNSTREAM_KAFKA_PORT": "1"}
     for command in ("up", "status", "down", "reset"):
         done = subprocess.run(
-            [str(KAFKA), command], env=env, capture_output=True, text=True, check=False
+            [str(KAFKA_SCRIPT), command], env=env, capture_output=True, text=True, check=False
         )
         assert done.returncode == 2, (command, done.stderr)
         assert (
